@@ -1,0 +1,1 @@
+"""mathtx helpers."""
