@@ -1,0 +1,51 @@
+"""The papers' numbers, to print beside ours (from ../shared/PAPER.md; section and source tag given).
+
+Tags: [NB] stored notebook output of the original code, [SIM] Monte-Carlo with the original generators,
+[CODE] read from the original configuration, [DER] arithmetic on [NB]. These are the anchors we compare
+against; nothing here is a result of this project.
+"""
+
+from __future__ import annotations
+
+# §C.3 [CODE]: total vocabulary size per (input, output) encoding pair
+VOCAB_SIZE = {("FP15", "P1000"): 30_329, ("FP15", "FP15"): 29_128, ("P1000", "P1000"): 1_328,
+              ("B1999", "B1999"): 2_329, ("P10", "P10"): 338}
+
+# §C.4 [CODE]: sequence lengths without the two boundary words, (object, encoding) -> tokens
+SEQUENCE_LENGTH = {
+    ("5x5 input", "P10"): 127, ("5x5 input", "P1000"): 77, ("5x5 input", "B1999"): 52, ("5x5 input", "FP15"): 27,
+    ("5 eigenvalues", "P10"): 27, ("5 eigenvalues", "P1000"): 17, ("5 eigenvalues", "B1999"): 12,
+    ("5 eigenvalues", "FP15"): 7,
+    ("5x5 eigen-decomposition", "P10"): 152, ("5x5 eigen-decomposition", "P1000"): 92,
+    ("5x5 eigen-decomposition", "B1999"): 62, ("5x5 eigen-decomposition", "FP15"): 32,
+    ("6x6 input", "P10"): 182, ("6x6 input", "P1000"): 110, ("6x6 input", "B1999"): 74, ("6x6 input", "FP15"): 38,
+    ("6x6 eigen-decomposition", "P10"): 212, ("6x6 eigen-decomposition", "P1000"): 128,
+    ("6x6 eigen-decomposition", "B1999"): 86, ("6x6 eigen-decomposition", "FP15"): 44,
+}
+
+# §A.6 [SIM]: 20,000 5x5 matrices per spectrum, A = 10
+SPECTRA_TABLE = {  # E[l^2], P(max|l| > 30.9), P(min gap < 0.5), P(all l > 0), max |entry| seen
+    "semicircle": (166.5, 0.001, 0.010, 0.000, 10.0),
+    "uniform": (166.7, 0.000, 0.203, 0.031, 21.6),
+    "gaussian": (166.2, 0.080, 0.199, 0.032, 45.5),
+    "laplace": (166.9, 0.156, 0.241, 0.033, 71.7),
+    "positive": (166.9, 0.001, 0.222, 1.000, 26.1),
+    "positive2": (165.0, 0.158, 0.420, 1.000, 67.3),
+    "marcenko": (546.2, 0.897, 0.052, 1.000, 44.9),
+}
+SPECTRA_COLUMNS = ("E[l^2]", "P(max|l|>30.9)", "P(min gap<0.5)", "P(all l>0)", "max|entry|")
+SEMICIRCLE_MAXABS_P999 = 30.9  # 99.9th percentile of max|l| under the 5x5 semicircle ensemble
+
+# §A.5 [SIM]: cond(A) of 5x5 iid U[-10, 10] matrices (20,000 samples)
+COND_A_QUANTILES = {50: 12.7, 90: 68.6, 98: 336.0, 99: 629.0, 99.9: 7564.0}
+COND_A_TAIL = {10: 0.60, 20: 0.33, 50: 0.137, 100: 0.068, 1000: 0.006}  # P(cond(A) > t)
+
+# Encoding ceiling: the exact answer rounded to P1000, verified against the FP15-rounded input
+# (§A.3, §A.4, §A.5 [SIM]); task, n -> {tolerance: pass rate}
+CEILING_P1000 = {
+    ("inversion", 5): {0.005: 0.265, 0.01: 0.655, 0.02: 0.863, 0.05: 0.925},
+    ("eigenvectors", 5): {0.005: 0.9996, 0.01: 1.0, 0.02: 1.0, 0.05: 1.0},
+    ("eigenvectors", 6): {0.005: 0.998, 0.01: 1.0, 0.02: 1.0, 0.05: 1.0},
+}
+# §A.5 [SIM]: at 5%, cond(A) of the ceiling's passes (mean, 98th pct, max) and failures (mean, 2nd pct, min)
+CEILING_INVERSION_COND = {"pass": (18.6, 81.3, 311.0), "fail": (685.0, 65.5, 48.9)}
