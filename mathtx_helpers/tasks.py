@@ -84,7 +84,8 @@ def make_problems(task: str, n: int, batch: int, rng: np.random.Generator, spect
         encoding.check_encoding(output_encoding)
     if task != "inversion":
         spectra.parse_spectrum(spectrum)
-    A_parts, T_parts, have = [], [], 0
+    # start from empty arrays so that batch = 0 gives empty problems, not a concatenate error
+    A_parts, T_parts, have = [np.empty((0, n, n))], [np.empty((0, *target_shape(task, n)))], 0
     while have < batch:
         need = batch - have
         if task == "inversion":
@@ -163,7 +164,7 @@ def cond(M: np.ndarray) -> np.ndarray:
     out = np.full(M.shape[0], np.inf)
     if ok.any():
         s = np.linalg.svd(M[ok], compute_uv=False)  # (b, n) decreasing
-        with np.errstate(divide="ignore"):
+        with np.errstate(divide="ignore", invalid="ignore"):  # 0 / 0 for the zero matrix
             out[ok] = np.where(s[:, -1] > 0, s[:, 0] / s[:, -1], np.inf)
     return out
 
