@@ -74,9 +74,12 @@ def _times_pow10(m, k) -> np.ndarray:
 _LIMIT = {"FP15": 999.5e6, "P10": 999.5e100, "P1000": 999.5e100, "B1999": 999.5e100}
 
 
+_POW10_SIGNED = _times_pow10(1.0, np.arange(-330, 310))  # 10^e for e in [-330, 309], e + 330 indexes it
+
+
 def _pow10(e: np.ndarray) -> np.ndarray:
-    """10^e for integer arrays (a table look-up; only used to find exponents, not to build values)."""
-    return _times_pow10(1.0, e)
+    """10^e for integer arrays (a table look-up; used to find exponents, values use _times_pow10)."""
+    return _POW10_SIGNED[np.clip(e, -330, 309) + 330]
 
 
 def _decompose(x: np.ndarray, name: str | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -134,10 +137,12 @@ def quantize(x: np.ndarray, name: str) -> np.ndarray:
         under = (m > 0) & (k < EXP_MIN)  # below 1e-98: flushes to zero
         m, k = np.where(under, 0, m), np.where(under, 0, k)
         return np.where(neg, -1.0, 1.0) * _times_pow10(m, k)
+    out = np.where(neg, -1.0, 1.0) * _times_pow10(m, k)
     small = (m == 0) | (k < -9)  # below 1e-7: absolute grid of 1e-9
-    q = _times_pow10(_fp15_small(x), -9)
-    q = np.where(np.abs(q) >= 1e-7, np.sign(q) * 1e-7, q)
-    return np.where(small, q, np.where(neg, -1.0, 1.0) * _times_pow10(m, k))
+    if small.any():
+        q = _times_pow10(_fp15_small(x[small]), -9)
+        out[small] = np.where(np.abs(q) >= 1e-7, np.sign(q) * 1e-7, q)
+    return out
 
 
 # --------------------------------------------------------------------------------------------------
@@ -163,13 +168,13 @@ class NumberEncoding:
         neg, m, k = _decompose(x, self.name)
         out = np.full((x.size, self.width), -1, dtype=np.int64)
         if self.name == "FP15":
-            small = (m == 0) | (k < -9)  # |x| < 1e-7: the absolute 1e-9 grid
             j = np.clip(k + 9, 0, FP15_J - 1)  # m * 10^k = m * 10^(j - 9)
-            normal = (neg.astype(np.int64) * 900 + (m - 100)) * FP15_J + j
-            s = np.clip(_fp15_small(x), -100, 100)
-            # s = +-100 is the normal word for +-1e-7 (m = 100, j = 0)
-            small_id = np.where(np.abs(s) >= 100, (s < 0) * 900 * FP15_J, 2 * 900 * FP15_J + s + 99)
-            out[:, 0] = np.where(small, small_id, normal)
+            out[:, 0] = (neg.astype(np.int64) * 900 + (m - 100)) * FP15_J + j
+            small = (m == 0) | (k < -9)  # |x| < 1e-7: the absolute 1e-9 grid
+            if small.any():
+                s = np.clip(_fp15_small(x[small]), -100, 100)
+                # s = +-100 is the normal word for +-1e-7 (m = 100, j = 0)
+                out[small, 0] = np.where(np.abs(s) >= 100, (s < 0) * 900 * FP15_J, 2 * 900 * FP15_J + s + 99)
             return out
         under = (m > 0) & (k < EXP_MIN)  # flush to zero
         m = np.where(under, 0, m)
@@ -294,10 +299,12 @@ class Vocabulary:
         nums = X[:, *np.triu_indices(r)] if upper else X.reshape(B, r * c)  # (B, N)
         enc = number_encoding(encoding)
         local = enc.local_ids(nums).reshape(B, -1)  # (B, N * width), -1 = unused slot
-        body = np.where(local >= 0, self._to_global(encoding)[np.maximum(local, 0)], -1)
-        head = np.array([self.bos, self.dim(r), self.dim(c)], dtype=np.int64)
-        seq = np.concatenate([np.broadcast_to(head, (B, 3)), body, np.full((B, 1), self.eos)], axis=1)
-        if encoding == "P10" and np.any(body < 0):  # zeros are shorter: compact each row
+        seq = np.empty((B, local.shape[1] + 4), dtype=np.int64)  # <s> V{r} V{c} body </s>
+        seq[:, 0], seq[:, 1], seq[:, 2], seq[:, -1] = self.bos, self.dim(r), self.dim(c), self.eos
+        holes = encoding == "P10" and bool(np.any(local < 0))
+        table = self._to_global(encoding)
+        seq[:, 3:-1] = np.where(local >= 0, table[np.maximum(local, 0)], -1) if holes else table[local]
+        if holes:  # P10 zeros are shorter: compact each row
             keep = seq >= 0
             lengths = keep.sum(axis=1)
             out = np.full((B, lengths.max()), self.pad, dtype=np.int64)

@@ -93,7 +93,7 @@ def make_problems(task: str, n: int, batch: int, rng: np.random.Generator, spect
         else:
             raw = spectra.symmetric_matrices(spectrum, rng, need, n)
         ok = encoding.in_range(raw, input_encoding).all(axis=(1, 2))
-        A = encoding.quantize(np.where(ok[:, None, None], raw, 0.0), input_encoding)
+        A = encoding.quantize(raw if ok.all() else np.where(ok[:, None, None], raw, 0.0), input_encoding)
         with np.errstate(all="ignore"):
             if task == "inversion":
                 ok &= np.abs(np.linalg.det(A)) > 0
@@ -105,10 +105,13 @@ def make_problems(task: str, n: int, batch: int, rng: np.random.Generator, spect
                 T = solve(task, A)
         if output_encoding is not None:
             ok &= encoding.in_range(T, output_encoding).all(axis=(1, 2))
-        A_parts.append(A[ok])
-        T_parts.append(T[ok])
+        keep = slice(None) if ok.all() else ok
+        A_parts.append(A[keep])
+        T_parts.append(T[keep])
         have += int(ok.sum())
     name = "uniform-nonsymmetric" if task == "inversion" else spectrum
+    if len(A_parts) == 2:  # the common case: one draw was enough
+        return Problems(task, name, A_parts[1], T_parts[1])
     return Problems(task, name, np.concatenate(A_parts)[:batch], np.concatenate(T_parts)[:batch])
 
 
