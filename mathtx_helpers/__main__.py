@@ -1,4 +1,12 @@
-"""Command line: python -m mathtx_helpers {figures,profiles} ... (--help on each)."""
+"""Command line of mathtx (each command has --help):
+
+    python -m mathtx_helpers figures  [--profile P] [--only NN ...]   execute the notebooks, publish figures
+    python -m mathtx_helpers profiles [--profile P]                  list profiles and their runs' status
+    python -m mathtx_helpers train    [--profile P] [--run NAME ...] train (or resume) a profile's runs
+    python -m mathtx_helpers predict  [--profile P] [--run NAME ...] predict their test sets
+
+train also runs under torchrun: `torchrun --nproc_per_node=2 -m mathtx_helpers train --run NAME`.
+"""
 
 from __future__ import annotations
 
@@ -8,28 +16,60 @@ import sys
 from .profiles import DEFAULT_PROFILE, PROFILE_ENV, PROFILES
 
 
+def _profile_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--profile", choices=list(PROFILES), default=None,
+                   help=f"default: ${PROFILE_ENV}, else {DEFAULT_PROFILE}")
+
+
+def _runs_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--run", nargs="+", metavar="NAME", help="only these runs of the profile (default: all)")
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m mathtx_helpers", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m mathtx_helpers", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
 
     fig = sub.add_parser("figures", help="execute the notebooks in order and publish their figures")
-    fig.add_argument("--profile", choices=list(PROFILES), default=None,
-                     help=f"default: ${PROFILE_ENV}, else {DEFAULT_PROFILE}")
+    _profile_arg(fig)
     fig.add_argument("--only", nargs="+", metavar="NN", help="only notebooks whose name starts with these")
 
-    sub.add_parser("profiles", help="list the profiles")
+    prof = sub.add_parser("profiles", help="list the profiles and the status of their runs")
+    _profile_arg(prof)
+
+    tr = sub.add_parser("train", help="train (or resume) runs of a profile; finished runs are skipped")
+    _profile_arg(tr)
+    _runs_arg(tr)
+    tr.add_argument("--device", default=None, help="cpu, cuda, cuda:1 ... (default: cuda if available)")
+
+    pr = sub.add_parser("predict", help="predict the test sets of a profile's (finished) runs")
+    _profile_arg(pr)
+    _runs_arg(pr)
+    pr.add_argument("--device", default=None, help="cpu, cuda, ... (default: cuda if available)")
 
     args = parser.parse_args(argv)
-    if args.command == "figures":
-        from . import runner
+    try:
+        if args.command == "figures":
+            from . import runner
 
-        try:
             return runner.run(args.profile, args.only)
-        except ValueError as e:
-            parser.error(str(e))
-    if args.command == "profiles":
-        for p in PROFILES.values():
-            print(f"{p.name:6s} {p.description}  (figures -> {p.figures}/)")
+        from . import profiles
+
+        prof = profiles.get_profile(args.profile)
+        if args.command == "profiles":
+            names = [prof.name] if args.profile else list(PROFILES)
+            for name in names:
+                p = PROFILES[name]
+                print(f"{p.name:6s} {p.description}  (figures -> {p.figures}/)")
+                for line in profiles.status_lines(p):
+                    print("   " + line)
+            return 0
+        specs = profiles.select_runs(prof, args.run)
+        if args.command == "train":
+            return profiles.train_runs(prof, specs, device=args.device)
+        return profiles.predict_runs(prof, specs, device=args.device)
+    except ValueError as e:
+        parser.error(str(e))
     return 0
 
 

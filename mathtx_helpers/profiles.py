@@ -6,16 +6,30 @@
     paper  the exact LAWT / WIMTD sizes (days of GPU)
 
 The notebooks' `profile` parameter defaults to the environment variable MATHTX_PROFILE, else `cpu`.
-The training runs of each profile come with the engine (issue 3); this module holds what exists so far.
+Each profile names its training runs (RunSpec): the eigenvalue models of the seven training spectra (the
+semicircle one is also the main eigenvalue model), an eigen-decomposition model and an inversion model.
 """
 
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+
+from .train import RunConfig
 
 PROFILE_ENV = "MATHTX_PROFILE"
 DEFAULT_PROFILE = "cpu"
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    """A training run of a profile: its config, and what the notebooks ask of it."""
+
+    name: str  # short name used by the notebooks: "eigenvalues-laplace", "eigenvectors", "inversion"
+    config: RunConfig
+    purpose: str
+    snapshots: bool = False  # keep the weights at every evaluation (for a weaker, earlier model)
+    test_size: int = 10_000  # problems per test set in the predictions
 
 
 @dataclass(frozen=True)
@@ -26,21 +40,74 @@ class Profile:
     samples: int  # problems per distribution in notebook 01 (spectra, gaps, condition numbers)
     ceiling_samples: int  # problems per (task, n, encoding) for the encoding ceiling
     sizes: tuple[int, ...]  # matrix sizes shown in notebook 01
+    runs: tuple[RunSpec, ...] = field(default=(), repr=False)
+
+    def run(self, name: str) -> RunSpec:
+        for spec in self.runs:
+            if spec.name == name:
+                return spec
+        raise ValueError(f"profile {self.name} has no run {name!r}; runs: {', '.join(r.name for r in self.runs)}")
 
 
-PROFILES: dict[str, Profile] = {
-    p.name: p
-    for p in (
+SPECTRA = ("semicircle", "uniform", "gaussian", "laplace", "positive", "positive2", "marcenko")
+
+
+def _runs(base: dict, eigenvalues: dict, eigenvectors: dict, inversion: dict, test_size: int,
+          main_eigenvalues: dict | None = None) -> tuple[RunSpec, ...]:
+    """The standard run list: seven eigenvalue runs (each tested on all seven spectra), eigenvectors, inversion.
+    main_eigenvalues overrides the semicircle run's settings (the main eigenvalue model gets more budget)."""
+    runs = []
+    for spectrum in SPECTRA:
+        extra = (main_eigenvalues or {}) if spectrum == "semicircle" else {}
+        cfg = RunConfig(**{**base, **eigenvalues, **extra, "task": "eigenvalues", "spectrum": spectrum,
+                           "test_spectra": SPECTRA})
+        purpose = "eigenvalues (notebooks 03-05)" if spectrum == "semicircle" else "out-of-distribution (05)"
+        runs.append(RunSpec(f"eigenvalues-{spectrum}", cfg, purpose, test_size=test_size))
+    runs.append(RunSpec("eigenvectors", RunConfig(**{**base, **eigenvectors, "task": "eigenvectors"}),
+                        "failure analysis and prediction (03, 04)", snapshots=True, test_size=test_size))
+    runs.append(RunSpec("inversion", RunConfig(**{**base, **inversion, "task": "inversion", "upper": False}),
+                        "inversion failures vs cond(A) (03, 04)", test_size=test_size))
+    return tuple(runs)
+
+
+def _build() -> dict[str, Profile]:
+    smoke_base = dict(n=3, d_model=32, n_heads=2, enc_layers=1, dec_layers=1, batch=64, lr=1e-3, warmup=10,
+                      examples=512, eval_every=256, eval_size=32, precision="fp32")
+    cpu_base = dict(n=3, d_model=128, n_heads=4, enc_layers=2, dec_layers=1, batch=256, lr=5e-4, warmup=300,
+                    eval_size=500)
+    gpu_base = dict(n=5, d_model=256, n_heads=8, enc_layers=4, dec_layers=1, batch=512, lr=3e-4, warmup=2_000,
+                    eval_size=2_000, upper=False)
+    # LAWT's sweeps (PAPER.md §E): FP15 -> P1000, 6/1 layers, 512 dims, 8 heads, batch 64, Adam 1e-4,
+    # 10k warm-up; budgets in epochs of 300k examples. (Our model is pre-LN with sequential cross-attention.)
+    paper_base = dict(n=5, d_model=512, n_heads=8, enc_layers=6, dec_layers=1, batch=64, lr=1e-4, warmup=10_000,
+                      eval_size=10_000, eval_every=300_000, upper=False, min_lr_ratio=0.1)
+    return {p.name: p for p in (
         Profile("smoke", "CI and nbval: every code path, results meaningless", "data/figures/smoke",
-                samples=1_000, ceiling_samples=500, sizes=(3, 5)),
+                samples=1_000, ceiling_samples=500, sizes=(3, 5),
+                runs=_runs(smoke_base, {}, {}, {}, test_size=64)),
+        # cpu: measured on this machine kind (2 cores, fp32: no AMX): ~1,900 examples/s for the eigenvalue
+        # runs, ~560 for eigenvectors and ~700 for inversion (longer outputs). The budgets below keep all
+        # training under ~50 min; the README gives the learning curves and which accuracy bars they reach.
         Profile("cpu", "default: a laptop, the paper's phenomena", "figures",
-                samples=20_000, ceiling_samples=20_000, sizes=(3, 4, 5, 6)),
+                samples=20_000, ceiling_samples=20_000, sizes=(3, 4, 5, 6),
+                runs=_runs(cpu_base, dict(examples=400_000, eval_every=50_000),
+                           dict(examples=450_000, eval_every=50_000),
+                           dict(examples=400_000, eval_every=50_000), test_size=10_000,
+                           main_eigenvalues=dict(examples=900_000, eval_every=100_000))),
         Profile("gpu", "one GPU: the paper's 5x5 setting", "figures/gpu",
-                samples=50_000, ceiling_samples=50_000, sizes=(3, 4, 5, 6)),
+                samples=50_000, ceiling_samples=50_000, sizes=(3, 4, 5, 6),
+                runs=_runs(gpu_base, dict(examples=10_000_000, eval_every=1_000_000),
+                           dict(examples=40_000_000, eval_every=2_000_000),
+                           dict(examples=40_000_000, eval_every=2_000_000, schedule="constant"),
+                           test_size=50_000)),
         Profile("paper", "LAWT / WIMTD's exact hyper-parameters", "figures/paper",
-                samples=50_000, ceiling_samples=50_000, sizes=(3, 4, 5, 6)),
-    )
-}
+                samples=50_000, ceiling_samples=50_000, sizes=(3, 4, 5, 6),
+                runs=_runs(paper_base, dict(examples=60_000_000), dict(examples=120_000_000),
+                           dict(examples=120_000_000, schedule="constant"), test_size=50_000)),
+    )}
+
+
+PROFILES: dict[str, Profile] = _build()
 
 
 def get_profile(name: str | None = None) -> Profile:
@@ -49,3 +116,39 @@ def get_profile(name: str | None = None) -> Profile:
     if name not in PROFILES:
         raise ValueError(f"unknown profile {name!r}; valid profiles: {', '.join(PROFILES)}")
     return PROFILES[name]
+
+
+# --------------------------------------------------------------------------------------------------
+# Acting on a profile's runs (the CLI and notebook 02)
+# --------------------------------------------------------------------------------------------------
+
+
+def select_runs(profile: Profile, names: list[str] | None) -> list[RunSpec]:
+    return [profile.run(n) for n in names] if names else list(profile.runs)
+
+
+def status_lines(profile: Profile) -> list[str]:
+    from .train import run_status
+
+    return [f"{spec.name:22s} {run_status(spec.config):8s} data/runs/{spec.config.name}" for spec in profile.runs]
+
+
+def train_runs(profile: Profile, specs: list[RunSpec], device=None) -> int:
+    from .train import train
+
+    for i, spec in enumerate(specs, 1):
+        train(spec.config, device=device, snapshots=spec.snapshots, desc=f"[{i}/{len(specs)}] {spec.name}")
+    return 0
+
+
+def predict_runs(profile: Profile, specs: list[RunSpec], device=None) -> int:
+    from .predict import predict
+    from .train import run_status
+
+    for spec in specs:
+        if run_status(spec.config) != "done":
+            raise ValueError(f"run {spec.name} of profile {profile.name} is not trained yet: "
+                             f"python -m mathtx_helpers train --profile {profile.name} --run {spec.name}")
+        for spectrum in spec.config.test_spectra:
+            print(predict(spec.config, spectrum, size=spec.test_size, device=device))
+    return 0

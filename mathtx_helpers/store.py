@@ -15,7 +15,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-DATA = ROOT / "data"
+# Tests (and their subprocesses) point DATA elsewhere with this variable, never touching data/.
+DATA_ENV = "MATHTX_DATA_DIR"
+DATA = Path(os.environ[DATA_ENV]) if os.environ.get(DATA_ENV) else ROOT / "data"
 FIGURES = ROOT / "figures"
 NOTEBOOKS = ROOT / "notebooks"
 

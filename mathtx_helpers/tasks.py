@@ -2,7 +2,8 @@
 
     eigenvalues   input: symmetric M (n x n)        target: its eigenvalues, decreasing, as (n, 1)
     eigenvectors  input: symmetric M (n x n)        target: (n+1, n): row 0 the eigenvalues increasing,
-                                                            rows 1..n the unit eigenvectors as columns
+                                                            rows 1..n the unit eigenvectors as columns,
+                                                            each with its largest component positive
     inversion     input: A, iid U[-10, 10] (n x n)  target: A^-1
 
 The problem is the input *as the model sees it*: rounded to the input encoding. Every reference (target,
@@ -66,8 +67,19 @@ def solve(task: str, A: np.ndarray) -> np.ndarray:
         return np.linalg.eigvalsh(A)[:, ::-1, None]  # (B, n, 1), decreasing
     if task == "eigenvectors":
         eigvals, V = np.linalg.eigh(A)  # increasing; eigenvectors in the columns of V
-        return np.concatenate([eigvals[:, None, :], V], axis=1)  # (B, n+1, n)
+        return np.concatenate([eigvals[:, None, :], normalize_signs(V)], axis=1)  # (B, n+1, n)
     return np.linalg.inv(A)  # (B, n, n)
+
+
+def normalize_signs(V: np.ndarray) -> np.ndarray:
+    """Flip each eigenvector (column of V (B, n, n)) so that its largest-magnitude component is positive.
+
+    The original code kept whatever sign LAPACK returned: an arbitrary choice the model has to guess. The
+    verifier accepts either sign, so a fixed convention changes no accuracy, only what there is to learn.
+    """
+    idx = np.abs(V).argmax(axis=1)  # (B, n): row of the largest component of each column
+    sign = np.sign(np.take_along_axis(V, idx[:, None, :], axis=1))  # (B, 1, n)
+    return V * np.where(sign == 0, 1.0, sign)
 
 
 def make_problems(task: str, n: int, batch: int, rng: np.random.Generator, spectrum: str = "semicircle",

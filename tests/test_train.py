@@ -1,0 +1,370 @@
+"""Training engine: RunConfig validation and naming, exact resume after SIGKILL, skipping finished runs,
+corrupt checkpoints, run status, DDP under torchrun (gloo, CPU), and the train/profiles command line.
+
+Every test writes under a temporary data folder (store.DATA monkeypatched; subprocesses get MATHTX_DATA_DIR),
+never into the repository's data/. Models are tiny and runs take a few seconds on one thread.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from mathtx_helpers import profiles, store, train
+from mathtx_helpers.train import CorruptCheckpoint, RunConfig
+
+TINY = dict(n=3, d_model=16, n_heads=2, enc_layers=1, dec_layers=1, batch=16, lr=1e-3, warmup=2, examples=160,
+            eval_every=64, eval_size=8, precision="fp32")  # 10 steps, evaluations at 64, 128 and 160 examples
+CKPT_STEPS = 3  # checkpoints at steps 3, 6, 9: the evaluation at step 4 lands between two of them
+
+
+def subprocess_env(data: Path) -> dict:
+    return {**os.environ, store.DATA_ENV: str(data), "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    """Tiny models gain nothing from threads, and on a busy machine extra threads only contend."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture
+def data(tmp_path, monkeypatch) -> Path:
+    d = tmp_path / "data"
+    monkeypatch.setattr(store, "DATA", d)
+    return d
+
+
+@pytest.fixture(scope="module")
+def finished(tmp_path_factory, one_thread) -> tuple[Path, RunConfig]:
+    """One uninterrupted tiny run, trained once per module: (its data folder, its config)."""
+    d = tmp_path_factory.mktemp("finished") / "data"
+    cfg = RunConfig(**TINY)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(store, "DATA", d)
+        folder = train.train(cfg, checkpoint_steps=CKPT_STEPS, progress=False)
+    assert folder == d / "runs" / cfg.name
+    return d, cfg
+
+
+def copy_run(src_data: Path, dst_data: Path, cfg: RunConfig) -> Path:
+    dst = dst_data / "runs" / cfg.name
+    shutil.copytree(src_data / "runs" / cfg.name, dst)
+    return dst
+
+
+def assert_identical(a, b, where="checkpoint"):
+    """Recursive exact equality: every tensor torch.equal (same dtype and shape), everything else ==."""
+    if isinstance(a, torch.Tensor):
+        assert isinstance(b, torch.Tensor) and a.dtype == b.dtype and a.shape == b.shape, where
+        assert torch.equal(a, b), f"{where} differs"
+    elif isinstance(a, dict):
+        assert isinstance(b, dict) and set(a) == set(b), f"{where}: keys {sorted(a)} vs {sorted(b)}"
+        for k in a:
+            assert_identical(a[k], b[k], f"{where}[{k!r}]")
+    elif isinstance(a, list | tuple):
+        assert type(a) is type(b) and len(a) == len(b), where
+        for i, (x, y) in enumerate(zip(a, b, strict=True)):
+            assert_identical(x, y, f"{where}[{i}]")
+    else:
+        assert a == b, f"{where}: {a!r} != {b!r}"
+
+
+def metric_lines(folder: Path) -> list[dict]:
+    """metrics.jsonl without the wall-clock field (the one thing that legitimately differs)."""
+    return [{k: v for k, v in m.items() if k != "seconds"} for m in train.read_metrics(folder)]
+
+
+# ------------------------------------------------------------------------------------------ RunConfig
+
+
+@pytest.mark.parametrize("changes, message", [
+    (dict(task="eigen"), "valid tasks: eigenvalues, eigenvectors, inversion"),
+    (dict(input_encoding="P100"), "valid encodings: P10, P1000, B1999, FP15"),
+    (dict(output_encoding="fp15"), "valid encodings: P10, P1000, B1999, FP15"),
+    (dict(spectrum="wigner"), "valid spectra: semicircle, uniform, gaussian, laplace, positive, positive2, marcenko"),
+    (dict(spectrum="laplace,cauchy"), "valid spectra: semicircle"),
+    (dict(test_spectra=("uniform", "nope")), "unknown spectrum 'nope'; valid spectra: semicircle"),
+    (dict(schedule="linear"), "valid: cosine, constant"),
+    (dict(precision="fp16"), "valid: auto, fp32, bf16"),
+    (dict(task="inversion"), "upper=True .* not inversion"),  # upper defaults to True
+    (dict(n=1), "n must be >= 2"),
+    (dict(n=0), "n must be positive"),
+    (dict(d_model=30, n_heads=4), "d_model 30 is not divisible by n_heads 4"),
+    (dict(n_heads=0), "n_heads must be positive"),
+    (dict(batch=0), "batch must be positive"),
+    (dict(lr=0.0), r"lr must be in \(0, 1\)"),
+])
+def test_invalid_config_is_one_clear_value_error(changes, message):
+    with pytest.raises(ValueError, match=message):
+        RunConfig(**{**TINY, **changes})
+
+
+def test_valid_edge_configs():
+    assert RunConfig(task="inversion", upper=False).test_spectra == ("uniform-nonsymmetric",)
+    assert RunConfig(n=5, spectrum="laplace,positive").name.startswith("eigenvalues-n5-laplace+positive-")
+    assert RunConfig(dec_layers=0).dec_layers == 0
+    assert RunConfig(test_spectra=["uniform"]) == RunConfig(test_spectra=("uniform",))
+
+
+def test_name_is_a_stable_hash():
+    # regression guard: a changed hash would orphan every trained run folder (update only on purpose)
+    assert RunConfig(**TINY).name == "eigenvalues-n3-semicircle-68421eb0da"
+    assert RunConfig().name == RunConfig().name
+    assert RunConfig(task="inversion", upper=False).name.startswith("inversion-n3-uniform-")
+    cfg = RunConfig(**TINY)
+    assert RunConfig.from_dict(json.loads(cfg.to_json())) == cfg
+    assert RunConfig.from_dict(json.loads(cfg.to_json())).name == cfg.name
+
+
+ALTERNATIVES = dict(task="eigenvectors", n=4, spectrum="uniform", test_spectra=("semicircle", "laplace"),
+                    input_encoding="P1000", output_encoding="B1999", upper=False, d_model=32, n_heads=4,
+                    enc_layers=2, dec_layers=2, batch=32, lr=2e-3, warmup=3, schedule="constant", min_lr_ratio=0.2,
+                    weight_decay=0.0, grad_clip=0.5, examples=161, eval_every=65, eval_size=9, precision="bf16",
+                    seed=1)
+
+
+def test_name_changes_with_every_field():
+    fields = {f.name for f in dataclasses.fields(RunConfig)}
+    assert set(ALTERNATIVES) == fields, "a new RunConfig field needs an alternative value here"
+    base = RunConfig(**TINY)
+    names = {base.name}
+    for field, value in ALTERNATIVES.items():
+        assert getattr(base, field) != value
+        changed = base.replace(**{field: value})
+        assert changed.name not in names, field
+        names.add(changed.name)
+
+
+def test_from_dict_rejects_unknown_keys():
+    d = json.loads(RunConfig(**TINY).to_json())
+    with pytest.raises(ValueError, match="unknown RunConfig field 'dropout'; valid fields: batch, d_model"):
+        RunConfig.from_dict({**d, "dropout": 0.1})
+
+
+# ------------------------------------------------------------------------------------------ checkpoints
+
+
+def test_finished_run_has_its_budget_and_metrics(finished, monkeypatch):
+    d, cfg = finished
+    monkeypatch.setattr(store, "DATA", d)
+    folder = train.run_dir(cfg)
+    state = train.load_checkpoint(folder / "checkpoint.pt")
+    assert state["done"] and state["world"] == 1 and state["step"] == 10 and state["examples"] == 160
+    assert json.loads((folder / "config.json").read_text()) == json.loads(cfg.to_json())
+    lines = train.read_metrics(folder)
+    assert [m["examples"] for m in lines] == [64, 128, 160]
+    assert all(set(m["acc"]) == {"semicircle"} and m["precision"] == "fp32" for m in lines)
+    assert train.run_status(cfg) == "done"
+    assert not list(folder.glob(".*.tmp"))  # no temporary files left behind
+
+
+def test_finished_run_is_skipped(finished, monkeypatch):
+    d, cfg = finished
+    monkeypatch.setattr(store, "DATA", d)
+    folder = train.run_dir(cfg)
+    stamps = {p.name: (p.stat().st_mtime_ns, p.read_bytes()) for p in folder.iterdir() if p.is_file()}
+
+    def no_training(*args, **kwargs):
+        raise AssertionError("a finished run must not build a model")
+
+    monkeypatch.setattr(train, "build_model", no_training)
+    assert train.train(cfg, progress=False) == folder
+    assert {p.name: (p.stat().st_mtime_ns, p.read_bytes()) for p in folder.iterdir() if p.is_file()} == stamps
+
+
+def test_corrupt_checkpoint_is_refused_and_left_untouched(finished, data):
+    d, cfg = finished
+    folder = copy_run(d, data, cfg)
+    ckpt = folder / "checkpoint.pt"
+    raw = ckpt.read_bytes()
+    ckpt.write_bytes(raw[: len(raw) // 2])
+    truncated = ckpt.read_bytes()
+    for call in (lambda: train.train(cfg, progress=False), lambda: train.load_model(cfg, "cpu"),
+                 lambda: train.load_checkpoint(ckpt)):
+        with pytest.raises(CorruptCheckpoint, match=r"checkpoint\.pt is not a readable checkpoint .*left untouched"
+                                                    r".*Delete it"):
+            call()
+    assert ckpt.read_bytes() == truncated
+    assert train.run_status(cfg) == "corrupt"
+    ckpt.write_bytes(b"not a checkpoint at all")
+    assert train.run_status(cfg) == "corrupt"
+
+
+def test_run_status_missing_partial_done_corrupt(finished, data):
+    d, cfg = finished
+    assert train.run_status(cfg) == "missing"
+    folder = copy_run(d, data, cfg)
+    assert train.run_status(cfg) == "done"
+    state = train.load_checkpoint(folder / "checkpoint.pt")
+    train.save_checkpoint(folder / "checkpoint.pt", {**state, "done": False})
+    assert train.run_status(cfg) == "partial"
+    (folder / "checkpoint.pt").write_bytes(b"\x80\x02garbage")
+    assert train.run_status(cfg) == "corrupt"
+    (folder / "checkpoint.pt").unlink()
+    assert train.run_status(cfg) == "missing"
+
+
+def test_resume_refuses_a_different_config_or_world_size(finished, data):
+    d, cfg = finished
+    folder = copy_run(d, data, cfg)
+    config_json = (folder / "config.json").read_text()
+    (folder / "config.json").write_text(config_json.replace('"batch": 16', '"batch": 17'))
+    with pytest.raises(ValueError, match="config.json differs from the requested config"):
+        train.train(cfg, progress=False)
+    (folder / "config.json").write_text(config_json)
+    state = train.load_checkpoint(folder / "checkpoint.pt")
+    train.save_checkpoint(folder / "checkpoint.pt", {**state, "done": False, "world": 2})
+    with pytest.raises(ValueError, match="checkpointed with 2 processes; resume it with the same"):
+        train.train(cfg, progress=False)
+
+
+# ------------------------------------------------------------------------------------------ exact resume
+
+SLOW_TRAIN = textwrap.dedent("""
+    import json, sys, time
+    import torch
+    torch.set_num_threads(1)
+    from mathtx_helpers import tasks, train
+    delay, make = float(sys.argv[2]), tasks.make_problems
+    def slow(*args, **kwargs):  # wall-clock only: the data, the model and the RNG streams are untouched
+        time.sleep(delay)
+        return make(*args, **kwargs)
+    tasks.make_problems = slow
+    train.train(train.RunConfig.from_dict(json.loads(sys.argv[1])), checkpoint_steps=int(sys.argv[3]),
+                progress=False)
+""")
+
+
+def _complete_lines(path: Path) -> list[dict]:
+    if not path.exists():
+        return []
+    return [json.loads(line) for line in path.read_text().split("\n")[:-1] if line.strip()]
+
+
+def _kill_after_progress_beyond_a_checkpoint(cfg: RunConfig, data: Path, delay: float) -> dict | None:
+    """Start the run in a subprocess; SIGKILL it once an evaluation line newer than its last checkpoint is
+    written (so the restart must also drop metrics). Returns the checkpoint found at kill time, or None if
+    the run finished (or never got there) first."""
+    folder = data / "runs" / cfg.name
+    proc = subprocess.Popen([sys.executable, "-c", SLOW_TRAIN, cfg.to_json(), str(delay), str(CKPT_STEPS)],
+                            cwd=store.ROOT, env=subprocess_env(data), stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 60
+        while proc.poll() is None and time.monotonic() < deadline:
+            lines = _complete_lines(folder / "metrics.jsonl")
+            if lines and (folder / "checkpoint.pt").exists():
+                state = train.load_checkpoint(folder / "checkpoint.pt")
+                if 0 < state["step"] and lines[-1]["examples"] > state["examples"]:
+                    proc.send_signal(signal.SIGKILL)
+                    proc.wait()
+                    return train.load_checkpoint(folder / "checkpoint.pt")  # what the kill left behind
+            time.sleep(0.01)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        err = proc.communicate()[1].decode()
+    assert proc.returncode in (0, -signal.SIGKILL), err
+    return None
+
+
+def test_sigkilled_run_resumes_to_the_identical_final_checkpoint(finished, data):
+    d, cfg = finished
+    reference = train.load_checkpoint(d / "runs" / cfg.name / "checkpoint.pt")
+    folder = data / "runs" / cfg.name
+    for delay in (0.15, 0.4, 1.0):  # slower and slower until the kill lands mid-run
+        shutil.rmtree(data, ignore_errors=True)
+        at_kill = _kill_after_progress_beyond_a_checkpoint(cfg, data, delay)
+        if at_kill is not None:
+            break
+    else:
+        pytest.fail("could not kill the run between a checkpoint and its end")
+    # the kill really interrupted the run, after an evaluation the checkpoint does not cover
+    assert not at_kill["done"] and 0 < at_kill["step"] < reference["step"]
+    assert train.run_status(cfg) == "partial"
+    assert max(m["examples"] for m in train.read_metrics(folder)) > at_kill["examples"]
+
+    assert train.train(cfg, checkpoint_steps=CKPT_STEPS, progress=False) == folder
+    final = train.load_checkpoint(folder / "checkpoint.pt")
+    assert final["done"] and final["step"] == 10 and final["examples"] == 160
+    for key in ("model", "optimizer", "rng", "step", "examples"):
+        assert_identical(final[key], reference[key], key)
+    assert_identical(final, reference)  # and everything else (running loss sums, precision, world...)
+    assert metric_lines(folder) == metric_lines(d / "runs" / cfg.name)
+
+
+# ------------------------------------------------------------------------------------------ DDP
+
+DDP_TRAIN = textwrap.dedent("""
+    import json, sys
+    import torch
+    torch.set_num_threads(1)
+    from mathtx_helpers import train
+    train.train(train.RunConfig.from_dict(json.loads(sys.argv[1])), device="cpu", checkpoint_steps=2,
+                progress=False)
+""")
+
+
+def test_torchrun_two_processes_gloo(tmp_path):
+    data = tmp_path / "data"
+    script = tmp_path / "ddp_train.py"
+    script.write_text(DDP_TRAIN)
+    cfg = RunConfig(**{**TINY, "examples": 96, "eval_every": 64})  # 3 steps of 2 x 16
+    r = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
+                        str(script), cfg.to_json()], cwd=store.ROOT, env=subprocess_env(data),
+                       capture_output=True, text=True, timeout=240)
+    assert r.returncode == 0, r.stderr[-3000:]
+    folder = data / "runs" / cfg.name
+    state = train.load_checkpoint(folder / "checkpoint.pt")
+    assert state["done"] and state["world"] == 2
+    assert len(state["rng"]) == 2 and state["rng"][0] != state["rng"][1]
+    assert state["step"] == math.ceil(cfg.examples / (2 * cfg.batch)) == 3
+    assert state["examples"] == state["step"] * cfg.batch * 2
+    lines = train.read_metrics(folder)
+    assert [m["examples"] for m in lines] == [64, 96]
+    assert all(math.isfinite(m["loss"]) and "semicircle" in m["acc"] for m in lines)
+
+
+# ------------------------------------------------------------------------------------------ CLI
+
+
+def cli(*args: str, data: Path) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "mathtx_helpers", *args], cwd=store.ROOT, env=subprocess_env(data),
+                          capture_output=True, text=True, timeout=120)
+
+
+def test_cli_profiles_lists_the_smoke_runs(tmp_path):
+    r = cli("profiles", "--profile", "smoke", data=tmp_path / "data")
+    assert r.returncode == 0, r.stderr
+    smoke = profiles.get_profile("smoke")
+    assert len(smoke.runs) == 9
+    run_lines = [line.split() for line in r.stdout.splitlines() if line.startswith("   ")]
+    assert [fields[0] for fields in run_lines] == [spec.name for spec in smoke.runs]
+    assert all(fields[1] == "missing" for fields in run_lines)  # the temporary data folder is empty
+    assert not (tmp_path / "data").exists() or not any((tmp_path / "data").rglob("*.pt"))
+
+
+def test_cli_unknown_run_is_one_clear_line(tmp_path):
+    r = cli("train", "--profile", "smoke", "--run", "nope", data=tmp_path / "data")
+    assert r.returncode == 2
+    assert "Traceback" not in r.stderr and r.stdout == ""
+    names = [spec.name for spec in profiles.get_profile("smoke").runs]
+    naming = [line for line in r.stderr.splitlines() if all(n in line for n in names)]
+    assert len(naming) == 1 and "'nope'" in naming[0], r.stderr
+    assert not (tmp_path / "data").exists()  # nothing was trained
