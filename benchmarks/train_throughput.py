@@ -73,11 +73,11 @@ from mathtx_helpers.model import ATTENTION_IMPLS, resolve_attention
 from mathtx_helpers.train import (
     Codec,
     RunConfig,
-    _autocast,
     build_model,
     decode_problems,
     eval_problems,
     resolve_precision,
+    training_step,
 )
 
 CPU = torch.device("cpu")
@@ -166,22 +166,11 @@ class Bench:
         opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay, fused=True)
         rng = np.random.default_rng([args.seed, offset])
         precision = self.precision
-        shapes = {}
+        shapes = {"src": codec.src_len, "tgt": codec.tgt_len}
 
         def train_step() -> None:
             model.train()
-            probs = tasks.make_problems(cfg.task, cfg.n, cfg.batch, rng, cfg.spectrum, cfg.input_encoding,
-                                        cfg.output_encoding)
-            src, tgt, pad = codec.tensors(probs, CPU)
-            shapes["src"], shapes["tgt"] = src.shape[1], tgt.shape[1]
-            with _autocast(CPU, precision):
-                loss = model(src, tgt, src_pad=pad)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            if cfg.grad_clip > 0:
-                torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
-            opt.step()
-            float(loss.detach())
+            float(training_step(model, opt, codec, rng, CPU, precision))  # the training loop's own step
 
         for _ in range(args.warmup):
             train_step()

@@ -344,6 +344,22 @@ def load_model(cfg: RunConfig, device=None, snapshot: int | None = None) -> tupl
 # --------------------------------------------------------------------------------------------------
 
 
+def training_step(net, opt, codec: Codec, rng: np.random.Generator, device, precision: str) -> torch.Tensor:
+    """One optimizer step on a fresh batch (net may be the model or its DDP wrapper); returns the loss."""
+    cfg = codec.cfg
+    probs = tasks.make_problems(cfg.task, cfg.n, cfg.batch, rng, cfg.spectrum, cfg.input_encoding,
+                                cfg.output_encoding)
+    src, tgt, pad = codec.tensors(probs, device)
+    with _autocast(device, precision):
+        loss = net(src, tgt, src_pad=pad)
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    if cfg.grad_clip > 0:
+        torch.nn.utils.clip_grad_norm_(net.parameters(), cfg.grad_clip)
+    opt.step()
+    return loss.detach()
+
+
 def train(cfg: RunConfig, device=None, checkpoint_seconds: float = 60.0, checkpoint_steps: int | None = None,
           snapshots: bool = False, progress: bool = True, desc: str | None = None) -> Path:
     """Train (or resume, or skip if finished) the run of `cfg`; return its folder."""
@@ -423,19 +439,10 @@ def train(cfg: RunConfig, device=None, checkpoint_seconds: float = 60.0, checkpo
         model.train()
         for g in opt.param_groups:
             g["lr"] = learning_rate(cfg, step, total_steps)
-        probs = tasks.make_problems(cfg.task, cfg.n, cfg.batch, rng, cfg.spectrum, cfg.input_encoding,
-                                    cfg.output_encoding)
-        src, tgt, pad = codec.tensors(probs, device)
-        with _autocast(device, precision):
-            loss = net(src, tgt, src_pad=pad)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        if cfg.grad_clip > 0:
-            torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
-        opt.step()
+        loss = training_step(net, opt, codec, rng, device, precision)
         step += 1
         examples += per_step
-        loss_sum += float(loss.detach())
+        loss_sum += float(loss)
         loss_count += 1
         bar.update(per_step)
         boundary = examples // cfg.eval_every > (examples - per_step) // cfg.eval_every
@@ -454,7 +461,7 @@ def train(cfg: RunConfig, device=None, checkpoint_seconds: float = 60.0, checkpo
             if ddp:
                 torch.distributed.barrier()
         if rank == 0:
-            bar.set_postfix(loss=f"{float(loss.detach()):.3f}", acc5=f"{last_acc:.1%}" if last_acc is not None else "-",
+            bar.set_postfix(loss=f"{float(loss):.3f}", acc5=f"{last_acc:.1%}" if last_acc is not None else "-",
                             refresh=False)
         now = time.monotonic()
         want = bool(checkpoint_steps and step % checkpoint_steps == 0) or now - last_ckpt >= checkpoint_seconds

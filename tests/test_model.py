@@ -12,13 +12,7 @@ from mathtx_helpers.model import ModelConfig, Seq2Seq
 BOS, EOS = 0, 1
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """Tiny models gain nothing from threads, and on a busy machine extra threads only contend."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def tiny_model(seed: int = 0, std: float | None = 0.5, tgt_vocab: int = 13, impl: str = "matmul",

@@ -20,20 +20,9 @@ TASK_COLUMNS = {"eigenvalues": {"eigval_err"}, "eigenvectors": {"eigval_err", "n
                                                                 "orth_full", "cond_V"}, "inversion": {"inv_err"}}
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """Tiny models gain nothing from threads, and on a busy machine extra threads only contend."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
-@pytest.fixture
-def data(tmp_path, monkeypatch):
-    d = tmp_path / "data"
-    monkeypatch.setattr(store, "DATA", d)
-    return d
 
 
 @pytest.fixture(scope="module")

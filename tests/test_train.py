@@ -34,20 +34,9 @@ def subprocess_env(data: Path) -> dict:
     return {**os.environ, store.DATA_ENV: str(data), "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """Tiny models gain nothing from threads, and on a busy machine extra threads only contend."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
-@pytest.fixture
-def data(tmp_path, monkeypatch) -> Path:
-    d = tmp_path / "data"
-    monkeypatch.setattr(store, "DATA", d)
-    return d
 
 
 @pytest.fixture(scope="module")
