@@ -101,26 +101,23 @@ def p1000_words(x: float) -> tuple[str, str, str]:
     return ("-" if m < 0 else "+", str(abs(m)), f"E{k}")
 
 
-def loop_encode_fp15(M: np.ndarray, index: dict[str, int]) -> list[int]:
-    """<s> V{r} V{c} one word per number </s>, as ids."""
+def loop_encode(M: np.ndarray, index: dict[str, int], number_words: Callable[[float], tuple[str, ...]]) -> list[int]:
+    """<s> V{r} V{c} the words of each number </s>, as ids."""
     r, c = M.shape
     words = ["<s>", f"V{r}", f"V{c}"]
     for row in M.tolist():
         for x in row:
-            words.append(fp15_word(x))
+            words.extend(number_words(x))
     words.append("</s>")
     return [index[w] for w in words]
+
+
+def loop_encode_fp15(M: np.ndarray, index: dict[str, int]) -> list[int]:
+    return loop_encode(M, index, lambda x: (fp15_word(x),))
 
 
 def loop_encode_p1000(M: np.ndarray, index: dict[str, int]) -> list[int]:
-    """<s> V{r} V{c} three words per number </s>, as ids."""
-    r, c = M.shape
-    words = ["<s>", f"V{r}", f"V{c}"]
-    for row in M.tolist():
-        for x in row:
-            words.extend(p1000_words(x))
-    words.append("</s>")
-    return [index[w] for w in words]
+    return loop_encode(M, index, p1000_words)
 
 
 def loop_matrix(task: str, spectrum: str, rng: np.random.Generator) -> np.ndarray:
