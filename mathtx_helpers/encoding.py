@@ -37,7 +37,6 @@ DIM_WORDS = tuple(f"V{i}" for i in range(1, MAX_DIM + 1))
 EXP_MIN, EXP_MAX = -100, 100  # exponent words E-100 ... E100 (P10, P1000, B1999)
 EXP_WORDS = tuple(f"E{k}" for k in range(EXP_MIN, EXP_MAX + 1))
 FP15_J = 16  # FP15 exponent digit j in 0..15: value = m * 10^(j - 9)
-FP15_MAX = 999e6  # largest FP15 value; anything that rounds above it is out of range
 
 TOKENS_PER_NUMBER = {"P10": 5, "P1000": 3, "B1999": 2, "FP15": 1}
 MAX_RELATIVE_ERROR = 0.005  # three significant digits (FP15 small values: absolute 5e-10 instead)

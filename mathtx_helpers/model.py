@@ -63,9 +63,9 @@ def _attend(q, k, v, bias, impl: str):
 
 
 class MultiHeadAttention(nn.Module):
-    def __init__(self, d: int, h: int, cross: bool):
+    def __init__(self, d: int, h: int):
         super().__init__()
-        self.h, self.cross = h, cross
+        self.h = h
         self.q = nn.Linear(d, d, bias=False)
         self.kv = nn.Linear(d, 2 * d, bias=False)
         self.out = nn.Linear(d, d)
@@ -100,7 +100,7 @@ class MLP(nn.Module):
 class EncoderBlock(nn.Module):
     def __init__(self, d: int, h: int, mult: int):
         super().__init__()
-        self.ln1, self.attn = nn.LayerNorm(d), MultiHeadAttention(d, h, False)
+        self.ln1, self.attn = nn.LayerNorm(d), MultiHeadAttention(d, h)
         self.ln2, self.mlp = nn.LayerNorm(d), MLP(d, mult)
 
     def forward(self, x, bias):
@@ -111,8 +111,8 @@ class EncoderBlock(nn.Module):
 class DecoderBlock(nn.Module):
     def __init__(self, d: int, h: int, mult: int):
         super().__init__()
-        self.ln1, self.self_attn = nn.LayerNorm(d), MultiHeadAttention(d, h, False)
-        self.ln2, self.cross_attn = nn.LayerNorm(d), MultiHeadAttention(d, h, True)
+        self.ln1, self.self_attn = nn.LayerNorm(d), MultiHeadAttention(d, h)
+        self.ln2, self.cross_attn = nn.LayerNorm(d), MultiHeadAttention(d, h)
         self.ln3, self.mlp = nn.LayerNorm(d), MLP(d, mult)
 
     def forward(self, x, self_bias, mem_kv, mem_bias, cache=None, t: int = 0):

@@ -102,6 +102,3 @@ def pick_snapshot(cfg: RunConfig, low: float = 0.5, high: float = 0.7, spectrum:
               if low <= m["acc"][spectrum]["0.05"] <= high and (folder / f"{m['examples']}.pt").exists()]
     return min(inside)[1] if inside else None
 
-
-def load_predictions(path: Path) -> pd.DataFrame:
-    return pd.read_parquet(path)

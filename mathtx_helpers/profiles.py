@@ -15,7 +15,8 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 
-from .train import RunConfig
+from .predict import predict
+from .train import RunConfig, run_status, train
 
 PROFILE_ENV = "MATHTX_PROFILE"
 DEFAULT_PROFILE = "cpu"
@@ -128,23 +129,16 @@ def select_runs(profile: Profile, names: list[str] | None) -> list[RunSpec]:
 
 
 def status_lines(profile: Profile) -> list[str]:
-    from .train import run_status
-
     return [f"{spec.name:22s} {run_status(spec.config):8s} data/runs/{spec.config.name}" for spec in profile.runs]
 
 
 def train_runs(profile: Profile, specs: list[RunSpec], device=None) -> int:
-    from .train import train
-
     for i, spec in enumerate(specs, 1):
         train(spec.config, device=device, snapshots=spec.snapshots, desc=f"[{i}/{len(specs)}] {spec.name}")
     return 0
 
 
 def predict_runs(profile: Profile, specs: list[RunSpec], device=None) -> int:
-    from .predict import predict
-    from .train import run_status
-
     for spec in specs:
         if run_status(spec.config) != "done":
             raise ValueError(f"run {spec.name} of profile {profile.name} is not trained yet: "

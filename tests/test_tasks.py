@@ -89,13 +89,20 @@ def test_scaled_eigenvalues_fail(problems, n):
     assert np.all(err_rev > 0.05)
 
 
+def _mixed_extremes(A):
+    """Exact eigen-decompositions with the first eigenvector replaced by a unit mix of the extreme two:
+    eigenvalues right, every column unit-norm, not orthogonal; the verifier's error is then at least
+    max|lambda| / 2 / sum|lambda| >= 1 / (2 n). Returns the prediction and its eigenvector block (a view)."""
+    P = _eigvec_prediction(A)
+    V = P[:, 1:, :]
+    V[:, :, 0] = (V[:, :, 0] + V[:, :, -1]) / np.sqrt(2)
+    return P, V
+
+
 @pytest.mark.parametrize("n", SIZES)
 def test_mixed_eigenvector_pair_fails(problems, n):
     p = problems["eigenvectors", n]
-    P = _eigvec_prediction(p.A)
-    V = P[:, 1:, :]
-    # the eigenvectors of the smallest and largest eigenvalues mixed: unit norm, not orthogonal
-    V[:, :, 0] = (V[:, :, 0] + V[:, :, -1]) / np.sqrt(2)
+    P, V = _mixed_extremes(p.A)
     err = tasks.verify("eigenvectors", p.A, P)
     assert np.all(err > 0.05), err.min()
 
@@ -187,11 +194,7 @@ def test_property_errors_on_exact_eigenvectors(problems, n):
 def test_property_errors_roughly_right_pattern(problems, n):
     """Right eigenvalues and unit vectors that are not orthogonal: the paper's failed predictions."""
     p = problems["eigenvectors", n]
-    P = _eigvec_prediction(p.A)
-    V = P[:, 1:, :]
-    # one eigenvector replaced by a unit mix of two (those of the extreme eigenvalues: the verifier's
-    # error is then at least max|lambda| / 2 / sum|lambda| >= 1 / (2 n))
-    V[:, :, 0] = (V[:, :, 0] + V[:, :, -1]) / np.sqrt(2)
+    P, V = _mixed_extremes(p.A)
     props = tasks.property_errors("eigenvectors", p.A, P)
     assert np.all(props["eigval_err"] < 1e-12)
     np.testing.assert_allclose(np.linalg.norm(V, axis=1), 1.0, atol=1e-12)  # every column has unit norm
