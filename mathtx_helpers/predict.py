@@ -10,6 +10,7 @@ property error and condition number the analyses use (tasks.property_errors), an
 
 from __future__ import annotations
 
+import hashlib
 import io
 from pathlib import Path
 
@@ -39,8 +40,9 @@ def testset(task: str, n: int, spectrum: str, size: int, seed: int = 12345, inpu
                              f"to regenerate the test set")
         with np.load(path) as z:
             return name, tasks.Problems(task, str(z["spectrum"]), z["A"], z["target"])
-    rng = np.random.default_rng([seed, size, n])
     spec = "semicircle" if task == "inversion" else spectrum
+    tag = int(hashlib.sha256(f"{task}/{spec}".encode()).hexdigest()[:8], 16)  # each set its own stream
+    rng = np.random.default_rng([seed, size, n, tag])
     probs = tasks.make_problems(task, n, size, rng, spec, input_encoding, output_encoding)
     buf = io.BytesIO()
     np.savez(buf, A=probs.A, target=probs.target, spectrum=np.array(probs.spectrum))

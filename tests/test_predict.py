@@ -69,6 +69,17 @@ def test_testset_reloads_what_it_wrote(data):
     assert other_name != name and not np.array_equal(other.A, probs.A)
 
 
+def test_testsets_of_different_spectra_are_independent_draws(data):
+    # positive is |semicircle eigenvalues| on the same construction: a shared stream would make the positive
+    # test set's spectra the absolute values of the semicircle set's, row for row
+    _, semi = predict.testset("eigenvalues", 3, "semicircle", 200, seed=11)
+    _, pos = predict.testset("eigenvalues", 3, "positive", 200, seed=11)
+    same = np.isclose(np.sort(np.abs(semi.target), axis=1), np.sort(pos.target, axis=1), rtol=1e-2).all(axis=1)
+    assert same.mean() < 0.05
+    _, vec = predict.testset("eigenvectors", 3, "semicircle", 200, seed=11)
+    assert not np.array_equal(vec.A, semi.A)
+
+
 def test_tampered_testset_is_refused(data):
     name, _ = predict.testset("eigenvalues", 3, "semicircle", 30, seed=5)
     path = data / "testsets" / f"{name}.npz"
