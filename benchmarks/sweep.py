@@ -1,0 +1,139 @@
+"""Learning curves of candidate training settings, in examples seen: how the `cpu` profile was chosen.
+
+Accuracy against examples seen does not depend on the device (fp32 on both), so the curves can be measured
+where they are cheap (many small runs side by side on one GPU) and the CPU cost of a setting is then its
+examples-to-target divided by its CPU throughput (benchmarks/train_throughput.py). Each candidate is an
+ordinary RunConfig trained by train.train in its own process, in a scratch data folder; the script stops them
+all at --deadline seconds and writes every metrics line reached so far to --out (JSON: name -> config, lines).
+
+Run:  python benchmarks/sweep.py --out sweep.json [--jobs 12] [--deadline 480] [--only name1,name2]
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from mathtx_helpers.train import RunConfig  # noqa: E402
+
+# The cpu profile's base as of the sweep (n=3, FP15 upper triangle -> P1000, d128, 4 heads, 2+1 layers).
+BASE = dict(n=3, d_model=128, n_heads=4, enc_layers=2, dec_layers=1, batch=256, lr=5e-4, warmup=300,
+            eval_size=500, precision="fp32")
+
+
+def _cfg(task: str, examples: int, eval_every: int, **kw) -> dict:
+    return {**BASE, "task": task, "examples": examples, "eval_every": eval_every, **kw}
+
+
+CANDIDATES: dict[str, dict] = {
+    # eigen-decomposition: the hardest budget (the 70-97 % band)
+    "vec-b256-lr5e-4": _cfg("eigenvectors", 2_000_000, 100_000),
+    "vec-b128-lr5e-4": _cfg("eigenvectors", 2_000_000, 100_000, batch=128, warmup=600),
+    "vec-b64-lr3e-4": _cfg("eigenvectors", 2_000_000, 100_000, batch=64, lr=3e-4, warmup=1000),
+    "vec-b256-lr1e-3": _cfg("eigenvectors", 2_000_000, 100_000, lr=1e-3, warmup=600),
+    "vec-b128-3+2": _cfg("eigenvectors", 2_000_000, 100_000, batch=128, warmup=600, enc_layers=3, dec_layers=2),
+    "vec-b128-B1999": _cfg("eigenvectors", 2_000_000, 100_000, batch=128, warmup=600, output_encoding="B1999"),
+    # eigenvalues: laplace and gaussian were the slowest spectra
+    "val-laplace-b256": _cfg("eigenvalues", 1_000_000, 50_000, spectrum="laplace"),
+    "val-laplace-b128": _cfg("eigenvalues", 1_000_000, 50_000, spectrum="laplace", batch=128, warmup=600),
+    "val-laplace-b64-lr3e-4": _cfg("eigenvalues", 1_000_000, 50_000, spectrum="laplace", batch=64, lr=3e-4,
+                                   warmup=1000),
+    "val-laplace-b128-lr1e-3": _cfg("eigenvalues", 1_000_000, 50_000, spectrum="laplace", batch=128, lr=1e-3,
+                                    warmup=600),
+    "val-gaussian-b128": _cfg("eigenvalues", 1_000_000, 50_000, spectrum="gaussian", batch=128, warmup=600),
+    "val-semicircle-b128": _cfg("eigenvalues", 1_000_000, 50_000, spectrum="semicircle", batch=128, warmup=600),
+    # inversion (full 3x3 input)
+    "inv-b128": _cfg("inversion", 1_500_000, 100_000, batch=128, warmup=600, upper=False),
+    # round 2 (after round 1: batch 128 beats 256, lr 1e-3 hurts eigenvalues, 3+2 layers help eigenvectors,
+    # inversion learns nothing by 1.5M): cheaper eigenvalue models, the other spectra, deeper inversion
+    "val-laplace-d64-b64": _cfg("eigenvalues", 1_000_000, 50_000, spectrum="laplace", d_model=64, batch=64,
+                                warmup=1000),
+    "val-laplace-d64-b128": _cfg("eigenvalues", 1_000_000, 50_000, spectrum="laplace", d_model=64, batch=128,
+                                 warmup=600),
+    "val-laplace-1+1-b64": _cfg("eigenvalues", 1_000_000, 50_000, spectrum="laplace", enc_layers=1, batch=64,
+                                lr=3e-4, warmup=1000),
+    "val-laplace-b64-lr5e-4": _cfg("eigenvalues", 1_000_000, 50_000, spectrum="laplace", batch=64, warmup=1000),
+    "val-laplace-2+2-b128": _cfg("eigenvalues", 1_000_000, 50_000, spectrum="laplace", dec_layers=2, batch=128,
+                                 warmup=600),
+    "val-uniform-b128": _cfg("eigenvalues", 1_000_000, 50_000, spectrum="uniform", batch=128, warmup=600),
+    "val-positive-b128": _cfg("eigenvalues", 1_000_000, 50_000, spectrum="positive", batch=128, warmup=600),
+    "val-positive2-b128": _cfg("eigenvalues", 1_000_000, 50_000, spectrum="positive2", batch=128, warmup=600),
+    "val-marcenko-b128": _cfg("eigenvalues", 1_000_000, 50_000, spectrum="marcenko", batch=128, warmup=600),
+    "vec-b128-3+2-lr1e-3": _cfg("eigenvectors", 2_000_000, 100_000, batch=128, lr=1e-3, warmup=600,
+                                enc_layers=3, dec_layers=2),
+    "vec-b128-2+2": _cfg("eigenvectors", 2_000_000, 100_000, batch=128, warmup=600, dec_layers=2),
+    "inv-b128-3+2": _cfg("inversion", 3_000_000, 150_000, batch=128, warmup=600, upper=False, enc_layers=3,
+                         dec_layers=2),
+    "inv-d256-4+2": _cfg("inversion", 2_000_000, 100_000, batch=128, lr=3e-4, warmup=1000, upper=False,
+                         d_model=256, n_heads=8, enc_layers=4, dec_layers=2),
+    # round 3, towards re-tuning the gpu profile (5x5; its batch-512 runs barely learned in 10M examples)
+    "gpu5-val-d256-b128": _cfg("eigenvalues", 5_000_000, 250_000, n=5, upper=False, d_model=256, n_heads=8,
+                               enc_layers=4, batch=128, warmup=1000),
+    "gpu5-val-d128-b64": _cfg("eigenvalues", 5_000_000, 250_000, n=5, upper=False, batch=64, warmup=1000),
+    "gpu5-val-d256-b512-lr1e-3": _cfg("eigenvalues", 5_000_000, 250_000, n=5, upper=False, d_model=256,
+                                      n_heads=8, enc_layers=4, batch=512, lr=1e-3, warmup=1000),
+}
+
+WORKER = """
+import json, sys
+from mathtx_helpers.train import RunConfig, train
+train(RunConfig.from_dict(json.loads(sys.argv[1])), progress=False, checkpoint_seconds=1e9)
+"""
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--out", required=True)
+    ap.add_argument("--jobs", type=int, default=len(CANDIDATES))
+    ap.add_argument("--deadline", type=float, default=480.0, help="seconds before every job is stopped")
+    ap.add_argument("--only", default="", help="comma-separated candidate names; valid: " + ", ".join(CANDIDATES))
+    args = ap.parse_args()
+    names = [n for n in args.only.split(",") if n] or list(CANDIDATES)
+    unknown = [n for n in names if n not in CANDIDATES]
+    if unknown:
+        ap.error(f"unknown candidate {unknown[0]!r}; valid: {', '.join(CANDIDATES)}")
+    configs = {n: RunConfig.from_dict(CANDIDATES[n]) for n in names}  # validates before any work
+    scratch = Path(tempfile.mkdtemp(prefix="sweep-"))
+    env = {**os.environ, "MATHTX_DATA_DIR": str(scratch), "OMP_NUM_THREADS": "1", "TQDM_DISABLE": "1",
+           "PYTHONPATH": str(ROOT)}
+    pending, running, t0 = list(names), {}, time.monotonic()
+    while (pending or running) and time.monotonic() - t0 < args.deadline:
+        while pending and len(running) < args.jobs:
+            n = pending.pop(0)
+            payload = json.dumps(dataclasses.asdict(configs[n]))
+            running[n] = subprocess.Popen([sys.executable, "-c", WORKER, payload], env=env)
+        for n, p in list(running.items()):
+            if p.poll() is not None:
+                print(f"{time.monotonic() - t0:6.0f}s {n} exited {p.returncode}", flush=True)
+                del running[n]
+        time.sleep(2)
+    for n, p in running.items():
+        p.kill()
+        print(f"{time.monotonic() - t0:6.0f}s {n} stopped at the deadline", flush=True)
+    result = {}
+    for n in names:
+        metrics = scratch / "runs" / configs[n].name / "metrics.jsonl"
+        lines = [json.loads(x) for x in metrics.read_text().splitlines() if x.strip()] if metrics.exists() else []
+        result[n] = {"config": dataclasses.asdict(configs[n]), "lines": lines}
+        last = lines[-1] if lines else None
+        if last:
+            acc = last["acc"][configs[n].test_spectra[0]]
+            print(f"{n:28s} {last['examples']:>9,} ex {last['seconds']:6.0f}s  acc@5% {acc['0.05']:.3f}", flush=True)
+        else:
+            print(f"{n:28s} no evaluation reached", flush=True)
+    Path(args.out).write_text(json.dumps(result, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
