@@ -49,3 +49,29 @@ CEILING_P1000 = {
 }
 # §A.5 [SIM]: at 5%, cond(A) of the ceiling's passes (mean, 98th pct, max) and failures (mean, 2nd pct, min)
 CEILING_INVERSION_COND = {"pass": (18.6, 81.3, 311.0), "fail": (685.0, 65.5, 48.9)}
+
+# §A.3 [NB]: E1, the 5x5 eigen-decomposition model at ~92 % (50,000 Wigner test matrices). Per tolerance, %
+# of ALL predictions with error below it: accuracy, eigenvalues, eigenvector norms, orthogonality (adjacent proxy)
+E1_TABLE = {
+    0.005: (0.012, 96.132, 94.644, 51.666), 0.01: (9.194, 99.944, 98.864, 83.922),
+    0.02: (76.25, 99.994, 99.61, 90.75), 0.05: (91.96, 99.994, 99.88, 93.616),
+    0.075: (93.366, 99.996, 99.946, 94.554), 0.10: (94.07, 99.996, 99.964, 95.15),
+    0.15: (94.896, 99.996, 99.98, 95.878), 0.20: (95.454, 99.996, 99.986, 96.42),
+    0.25: (95.84, 99.996, 99.992, 96.84),
+}
+E1_TEST_SIZE = 50_000
+# §A.3 [NB]: cond(V_hat) at the 5 % split: successes mean / 98th pct / max, failures 2nd pct / min
+E1_COND_V = {"success mean": 1.010235, "success 98th pct": 1.031159, "success max": 1.109708,
+             "failure 2nd pct": 1.042245, "failure min": 1.020248}
+E1_COND_V_THRESHOLD = 1.035  # §G4: "fail iff cond(V_hat) > 1.035" has <= ~2 % error on each class [DER]
+
+# §G [DER]: the failure-conditional shares the stored marginals imply, in % of the 4,020 failures at 5 %.
+# These are lower bounds (G1, G2) or an upper bound (G3) from marginals, not joint counts.
+G_SHARES = {
+    "G1": 99.93,  # >= 4,017/4,020 failures with eigenvalues within 2 %
+    "G1b": 99.30,  # >= 3,992/4,020 within 1 %
+    "G2": 98.51,  # >= 3,960/4,020 with every norm within 5 % of 1
+    "G2b": 95.15,  # >= within 2 %
+    "G3": 79.4,  # <= 3,192/4,020 not orthogonal (adjacent abs-cosine >= 0.05)
+    "G8": 0.012,  # eigenvalue or norm error >= 25 %: 2 and 4 of 50,000 predictions, so at most 6 (0.012 %)
+}
