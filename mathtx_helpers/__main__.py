@@ -4,6 +4,7 @@
     python -m mathtx_helpers profiles [--profile P]                  list profiles and their runs' status
     python -m mathtx_helpers train    [--profile P] [--run NAME ...] train (or resume) a profile's runs
     python -m mathtx_helpers predict  [--profile P] [--run NAME ...] predict their test sets
+    python -m mathtx_helpers results  [--check]                      README's claims table from figures/
 
 train also runs under torchrun: `torchrun --nproc_per_node=2 -m mathtx_helpers train --run NAME`.
 """
@@ -47,12 +48,26 @@ def main(argv: list[str] | None = None) -> int:
     _runs_arg(pr)
     pr.add_argument("--device", default=None, help="cpu, cuda, ... (default: cuda if available)")
 
+    res = sub.add_parser("results", help="rewrite README's 'Results at a glance' table from figures/*_claims.csv")
+    res.add_argument("--check", action="store_true", help="only check that README matches the CSVs (exit 1 if not)")
+
     args = parser.parse_args(argv)
     try:
         if args.command == "figures":
             from . import runner
 
             return runner.run(args.profile, args.only)
+        if args.command == "results":
+            from . import results, store
+
+            text = (store.ROOT / "README.md").read_text()
+            if args.check:
+                ok = results.render() in text
+                print("README's results table matches figures/*_claims.csv" if ok else
+                      "README's results table is out of date: run `python -m mathtx_helpers results`")
+                return 0 if ok else 1
+            print("README.md updated" if results.update_readme() else "README.md already up to date")
+            return 0
         from . import profiles
 
         prof = profiles.get_profile(args.profile)

@@ -95,4 +95,9 @@ def run(profile: str | None = None, only: list[str] | None = None) -> int:
         print(f"  done in {dt:.0f} s, {n_fig} figure files -> {prof.figures}/", flush=True)
     total = sum(t for _, t in timings)
     print(f"[{prof.name}] {len(timings)} notebooks in {total:.0f} s", flush=True)
+    if prof.name == DEFAULT_PROFILE and (store.ROOT / "README.md").exists():
+        from . import results
+
+        if results.update_readme():
+            print("README.md: 'Results at a glance' regenerated from figures/*_claims.csv", flush=True)
     return 0

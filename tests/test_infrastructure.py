@@ -225,3 +225,32 @@ def test_atomic_write_leaves_the_old_file_when_interrupted(tmp_path):
         raise RuntimeError("crash mid-write")
     assert target.read_text() == "old\n"
     assert [p.name for p in tmp_path.iterdir()] == ["table.csv"]  # no temporary left behind
+
+
+# ------------------------------------------------------------------------------------------ README results
+
+
+def test_readme_results_table_matches_the_committed_claims():
+    from mathtx_helpers import results
+
+    assert results.render() in (ROOT / "README.md").read_text(), \
+        "README's 'Results at a glance' is out of date: run `python -m mathtx_helpers results`"
+
+
+def test_results_table_is_generated_from_the_csvs(tmp_path):
+    from mathtx_helpers import analysis, results
+
+    rows = [analysis.claim("G1", "share | with a pipe", 99.5, "cpu", True, paper=99.93, ci=(99.1, 99.8)),
+            analysis.claim("G7", "no run reached it", float("nan"), "cpu", None)]
+    pd.DataFrame(rows).to_csv(tmp_path / "03_x_claims.csv", index=False)
+    readme = tmp_path / "README.md"
+    readme.write_text(f"# t\n\n{results.START}\nold table\n{results.END}\n\nafter\n")
+    assert results.update_readme(readme, tmp_path) is True
+    text = readme.read_text()
+    assert "| G1 | share \\| with a pipe | 99.93 | 99.5 | [99.1, 99.8] | yes | `03_x` |" in text
+    assert "| G7 | no run reached it | — | — | — | cannot tell | `03_x` |" in text
+    assert "old table" not in text and text.endswith("\n\nafter\n")
+    assert results.update_readme(readme, tmp_path) is False  # idempotent
+    readme.write_text("no markers")
+    with pytest.raises(ValueError, match="no results markers"):
+        results.update_readme(readme, tmp_path)
