@@ -351,8 +351,7 @@ def claim(claim: str, statement: str, ours: float, profile: str, holds: bool | N
     None where the claim cannot be judged (e.g. no failures to study): written "cannot tell"."""
     return {"claim": claim, "statement": statement, "paper": math.nan if paper is None else paper, "ours": ours,
             "ci_low": ci[0], "ci_high": ci[1], "profile": profile,
-            "holds": "cannot tell" if holds is None or (isinstance(ours, float) and math.isnan(ours)) else
-            ("yes" if holds else "no")}
+            "holds": "cannot tell" if holds is None else ("yes" if holds else "no")}
 
 
 def write_claims(rows: list[dict], notebook: str, profile: str) -> pd.DataFrame:
