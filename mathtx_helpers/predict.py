@@ -25,7 +25,8 @@ TESTSETS = "testsets"
 
 def testset_name(task: str, n: int, spectrum: str, size: int, seed: int, input_encoding: str) -> str:
     spec = "uniform" if task == "inversion" else spectrum.replace(",", "+")
-    return f"{task}-n{n}-{spec}-{input_encoding}-{size}-s{seed}"
+    # v2: each (task, spectrum) draws its own stream; v1 files (shared streams) are never picked up again
+    return f"{task}-n{n}-{spec}-{input_encoding}-{size}-s{seed}-v2"
 
 
 def testset(task: str, n: int, spectrum: str, size: int, seed: int = 12345, input_encoding: str = "FP15",
