@@ -60,11 +60,15 @@ def prediction_tables(profile, source: str = "ours", dump_task: str = "eigenvect
     return tables
 
 
-def problems_of(df: pd.DataFrame, task: str) -> tasks.Problems:
-    """The problems (inputs and references) of a predictions table, e.g. for the encoding ceiling."""
-    n = matrix_size(df)
+def problems_of(df: pd.DataFrame, task: str, n: int | None = None) -> tasks.Problems:
+    """The problems (inputs and references) of a predictions table, e.g. for the encoding ceiling
+    (n is needed only for an empty table)."""
+    n = n or matrix_size(df)
+    shape = tasks.target_shape(task, n)
+    if len(df) == 0:
+        return tasks.Problems(task, "table", np.zeros((0, n, n)), np.zeros((0, *shape)))
     A = np.stack(df["problem"].to_numpy()).reshape(-1, n, n)
-    target = np.stack(df["reference"].to_numpy()).reshape(-1, *tasks.target_shape(task, n))
+    target = np.stack(df["reference"].to_numpy()).reshape(-1, *shape)
     return tasks.Problems(task, "table", A, target)
 
 
@@ -237,7 +241,7 @@ def solution_features(task: str, df: pd.DataFrame, n: int) -> pd.DataFrame:
     eigenvectors: cond(V_hat), orthogonality and norms of V_hat; eigenvalues: how far the predicted
     eigenvalues are from two invariants of A (trace and Frobenius norm); inversion: cond and size of P_hat."""
     B = len(df)
-    A = np.stack(df["problem"].to_numpy()).reshape(-1, n, n) if B else np.zeros((0, n, n))
+    A = problems_of(df, task, n).A
     shape = tasks.target_shape(task, n)
     P = np.full((B, *shape), np.nan)
     for i, p in enumerate(df["prediction"]):
