@@ -43,8 +43,9 @@ lint: $(STAMP) ## ruff on the package, tests, benchmarks and notebooks
 lab: $(STAMP) ## open JupyterLab on the notebooks with the project's kernel
 	$(VENV)/bin/jupyter lab --notebook-dir=notebooks
 
-bench: $(STAMP) ## print throughput numbers (problem generation)
+bench: $(STAMP) ## print throughput numbers (problem generation, addition training and scoring)
 	$(PY) benchmarks/generate.py
+	$(PY) benchmarks/arith_throughput.py
 
 clean: ## remove generated data (data/ but its README) and caches; keeps .venv and figures/
 	find data -mindepth 1 ! -name README.md -exec rm -rf {} +

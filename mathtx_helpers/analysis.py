@@ -95,6 +95,23 @@ def share_ci(mask, rng: np.random.Generator, n_boot: int = 4000, level: float = 
     return p, float(lo), float(hi)
 
 
+def error_rate_upper(errors: int, n: int, level: float = 0.95) -> float:
+    """One-sided upper confidence bound of an error rate seen as `errors` in `n` trials (exact binomial,
+    Clopper-Pearson). With zero errors this is 1 - (1 - level)^(1/n), about 3/n: the rule of three."""
+    from scipy.stats import beta
+
+    if not 0 <= errors <= n or n < 1:
+        raise ValueError(f"need 0 <= errors <= n and n >= 1, got errors={errors}, n={n}")
+    return 1.0 if errors == n else float(beta.ppf(level, errors + 1, n - errors))
+
+
+def nines(accuracy: float) -> float:
+    """How many leading 9s an accuracy has, the papers' way: 0.9999 -> 4, 0.985 -> 1, 1.0 -> no limit (inf)."""
+    if accuracy >= 1:
+        return math.inf
+    return int(math.floor(-math.log10(1 - accuracy) + 1e-9))
+
+
 def bootstrap_ci(stat: Callable[..., float], *arrays, rng: np.random.Generator, n_boot: int = 1000,
                  level: float = 0.95) -> tuple[float, float, float]:
     """stat(*arrays) with a percentile-bootstrap interval (rows of all arrays resampled together). Resamples

@@ -15,6 +15,8 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 
+from . import arith_train
+from .arith_train import AddConfig
 from .predict import predict
 from .train import RunConfig, run_status, train
 
@@ -34,6 +36,15 @@ class RunSpec:
 
 
 @dataclass(frozen=True)
+class AddRunSpec:
+    """An addition run of a profile (notebooks 06-07)."""
+
+    name: str  # "addition-2layer" (the accurate model), "addition-1layer" (Paper 1's contrast)
+    config: AddConfig
+    purpose: str
+
+
+@dataclass(frozen=True)
 class Profile:
     name: str
     description: str
@@ -42,12 +53,16 @@ class Profile:
     ceiling_samples: int  # problems per (task, n, encoding) for the encoding ceiling
     sizes: tuple[int, ...]  # matrix sizes shown in notebook 01
     runs: tuple[RunSpec, ...] = field(default=(), repr=False)
+    addition: tuple[AddRunSpec, ...] = field(default=(), repr=False)
+    # questions per addition test set: uniform, enriched, and each cascade class S0-S5
+    addition_tests: tuple[int, int, int] = (100_000, 50_000, 2_000)
 
-    def run(self, name: str) -> RunSpec:
-        for spec in self.runs:
+    def run(self, name: str) -> RunSpec | AddRunSpec:
+        for spec in self.runs + self.addition:
             if spec.name == name:
                 return spec
-        raise ValueError(f"profile {self.name} has no run {name!r}; runs: {', '.join(r.name for r in self.runs)}")
+        names = ", ".join(r.name for r in self.runs + self.addition)
+        raise ValueError(f"profile {self.name} has no run {name!r}; runs: {names}")
 
 
 SPECTRA = ("semicircle", "uniform", "gaussian", "laplace", "positive", "positive2", "marcenko")
@@ -69,6 +84,14 @@ def _runs(base: dict, eigenvalues: dict, eigenvectors: dict, inversion: dict, te
     runs.append(RunSpec("inversion", RunConfig(**{**base, **inversion, "task": "inversion", "upper": False}),
                         "inversion failures vs cond(A) (03, 04)", test_size=test_size))
     return tuple(runs)
+
+
+def _addition(**changes) -> tuple[AddRunSpec, ...]:
+    """The accurate 2-layer x 3-head model and Paper 1's 1-layer contrast, on the same data and budget."""
+    two = AddConfig(**changes)
+    return (AddRunSpec("addition-2layer", two, "accurate addition, its failures and circuits (06, 07)"),
+            AddRunSpec("addition-1layer", AddConfig(**{**changes, "n_layers": 1}),
+                       "Paper 1's contrast: fails on carry cascades (06, 07)"))
 
 
 def _build() -> dict[str, Profile]:
@@ -93,24 +116,34 @@ def _build() -> dict[str, Profile]:
     return {p.name: p for p in (
         Profile("smoke", "CI and nbval: every code path, results meaningless", "data/figures/smoke",
                 samples=1_000, ceiling_samples=500, sizes=(3, 5),
-                runs=_runs(smoke_base, {}, {}, {}, test_size=64)),
+                runs=_runs(smoke_base, {}, {}, {}, test_size=64),
+                addition=_addition(d_model=32, d_head=8, d_mlp=128, batch=64, steps=300, eval_every=100,
+                                   log_every=20, eval_size=256),
+                addition_tests=(2_000, 1_000, 200)),
         # ~53 min of training on 2 cores: 7 x 450k eigenvalue examples (650k for the main, semicircle model),
         # 1M eigen-decomposition examples, a short inversion run (it learns nothing at this size and budget).
         Profile("cpu", "default: a laptop, the paper's phenomena", "figures",
                 samples=20_000, ceiling_samples=20_000, sizes=(3, 4, 5, 6),
                 runs=_runs(cpu_base, dict(examples=450_000, eval_every=50_000), cpu_eigenvectors,
                            dict(examples=150_000, eval_every=50_000), test_size=10_000,
-                           main_eigenvalues=dict(examples=650_000))),
+                           main_eigenvalues=dict(examples=650_000)),
+                # ARITHMETIC.md §E3 (run c): 12K steps x 128 at lr 2e-3, 60 % enriched batches; ~18 min for the
+                # 2-layer model on one thread, the 1-layer one beside it on the other core
+                addition=_addition()),
         Profile("gpu", "one GPU: the paper's 5x5 setting", "figures/gpu",
                 samples=50_000, ceiling_samples=50_000, sizes=(3, 4, 5, 6),
                 runs=_runs(gpu_base, dict(examples=10_000_000, eval_every=1_000_000),
                            dict(examples=40_000_000, eval_every=2_000_000),
                            dict(examples=40_000_000, eval_every=2_000_000, schedule="constant"),
-                           test_size=50_000)),
+                           test_size=50_000),
+                addition=_addition(), addition_tests=(1_000_000, 1_000_000, 20_000)),
         Profile("paper", "LAWT / WIMTD's exact hyper-parameters", "figures/paper",
                 samples=50_000, ceiling_samples=50_000, sizes=(3, 4, 5, 6),
                 runs=_runs(paper_base, dict(examples=60_000_000), dict(examples=120_000_000),
-                           dict(examples=120_000_000, schedule="constant"), test_size=50_000)),
+                           dict(examples=120_000_000, schedule="constant"), test_size=50_000),
+                # the papers' add_d5_l2_h3_t15K: d_model 510, d_head 170, d_mlp 2040, batch 64, lr 8e-5, 15K steps
+                addition=_addition(d_model=510, d_head=170, d_mlp=2040, batch=64, steps=15_000, lr=8e-5,
+                                   eval_every=1_500), addition_tests=(1_000_000, 1_000_000, 20_000)),
     )}
 
 
@@ -130,22 +163,36 @@ def get_profile(name: str | None = None) -> Profile:
 # --------------------------------------------------------------------------------------------------
 
 
-def select_runs(profile: Profile, names: list[str] | None) -> list[RunSpec]:
-    return [profile.run(n) for n in names] if names else list(profile.runs)
+def select_runs(profile: Profile, names: list[str] | None) -> list[RunSpec | AddRunSpec]:
+    return [profile.run(n) for n in names] if names else list(profile.runs + profile.addition)
 
 
 def status_lines(profile: Profile) -> list[str]:
-    return [f"{spec.name:22s} {run_status(spec.config):8s} data/runs/{spec.config.name}" for spec in profile.runs]
+    lines = [f"{spec.name:22s} {run_status(spec.config):8s} data/runs/{spec.config.name}" for spec in profile.runs]
+    return lines + [f"{spec.name:22s} {arith_train.run_status(spec.config):8s} data/runs/{spec.config.name}"
+                    for spec in profile.addition]
 
 
-def train_runs(profile: Profile, specs: list[RunSpec], device=None) -> int:
-    for i, spec in enumerate(specs, 1):
-        train(spec.config, device=device, snapshots=spec.snapshots, desc=f"[{i}/{len(specs)}] {spec.name}")
+def train_runs(profile: Profile, specs: list[RunSpec | AddRunSpec], device=None) -> int:
+    matrix = [s for s in specs if isinstance(s, RunSpec)]
+    for i, spec in enumerate(matrix, 1):
+        train(spec.config, device=device, snapshots=spec.snapshots, desc=f"[{i}/{len(matrix)}] {spec.name}")
+    adds = {s.name: s.config for s in specs if isinstance(s, AddRunSpec)}
+    if adds:  # CPU only, one thread per run, side by side
+        arith_train.train_parallel(adds)
     return 0
 
 
-def predict_runs(profile: Profile, specs: list[RunSpec], device=None) -> int:
+def predict_runs(profile: Profile, specs: list[RunSpec | AddRunSpec], device=None) -> int:
     for spec in specs:
+        if isinstance(spec, AddRunSpec):
+            if arith_train.run_status(spec.config) != "done":
+                raise ValueError(f"run {spec.name} of profile {profile.name} is not trained yet: "
+                                 f"python -m mathtx_helpers train --profile {profile.name} --run {spec.name}")
+            for name, size in arith_train.test_sizes(profile.addition_tests).items():
+                df = arith_train.predictions(spec.config, name, size)
+                print(f"{spec.name} {name}: {int((~df.correct).sum()):,} errors in {len(df):,}")
+            continue
         if run_status(spec.config) != "done":
             raise ValueError(f"run {spec.name} of profile {profile.name} is not trained yet: "
                              f"python -m mathtx_helpers train --profile {profile.name} --run {spec.name}")

@@ -165,3 +165,20 @@ def test_prediction_tables_read_an_original_dump_and_refuse_a_missing_one(tmp_pa
     assert shares.set_index("key").loc["absurd", "of"] == "4 predictions"
     with pytest.raises(ValueError, match="is not a file; valid sources: 'ours'"):
         analysis.prediction_tables(get_profile("smoke"), str(tmp_path / "nope.pred"))
+
+
+def test_error_rate_upper_is_the_rule_of_three_at_zero_and_covers_the_truth():
+    assert analysis.error_rate_upper(0, 100_000) == pytest.approx(3 / 100_000, rel=0.01)
+    assert analysis.error_rate_upper(10, 10) == 1.0
+    # coverage: over many binomial draws, the 95 % upper bound is above the true rate about 95 % of the time
+    rng = np.random.default_rng(0)
+    p, n = 0.002, 2_000
+    covered = np.mean([analysis.error_rate_upper(int(k), n) >= p for k in rng.binomial(n, p, 2_000)])
+    assert 0.93 <= covered <= 0.995
+    with pytest.raises(ValueError, match="errors <= n"):
+        analysis.error_rate_upper(5, 3)
+
+
+def test_nines_count_leading_nines():
+    assert [analysis.nines(a) for a in (0.5, 0.985, 0.99, 0.99939, 0.999999)] == [0, 1, 2, 3, 6]
+    assert analysis.nines(1.0) == float("inf")

@@ -344,7 +344,7 @@ def test_cli_profiles_lists_the_smoke_runs(tmp_path):
     smoke = profiles.get_profile("smoke")
     assert len(smoke.runs) == 9
     run_lines = [line.split() for line in r.stdout.splitlines() if line.startswith("   ")]
-    assert [fields[0] for fields in run_lines] == [spec.name for spec in smoke.runs]
+    assert [fields[0] for fields in run_lines] == [spec.name for spec in smoke.runs + smoke.addition]
     assert all(fields[1] == "missing" for fields in run_lines)  # the temporary data folder is empty
     assert not (tmp_path / "data").exists() or not any((tmp_path / "data").rglob("*.pt"))
 

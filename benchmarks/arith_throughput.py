@@ -1,0 +1,64 @@
+"""Addition models: training steps per second at 1 and 2 threads, and scoring questions per second.
+
+    python benchmarks/arith_throughput.py [--profile cpu] [--steps 40]
+
+The arithmetic runs train with one thread each, side by side (arith_train.train_parallel), because on the
+2-core machines this was built on two threads measured slower than one for a 0.37M-parameter model. This script
+re-measures that on your machine: if two threads win there, the choice is worth revisiting. Prints numbers,
+asserts nothing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import numpy as np
+import torch
+
+from mathtx_helpers import addition, arith_train
+from mathtx_helpers.profiles import PROFILES
+
+
+def step_time(cfg: arith_train.AddConfig, threads: int, steps: int) -> float:
+    torch.set_num_threads(threads)
+    model = arith_train.build(cfg)
+    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, betas=(0.9, 0.98), weight_decay=cfg.weight_decay,
+                            fused=True)
+    rng = np.random.default_rng(0)
+    n = cfg.n_digits
+    for i in range(steps + 5):  # 5 warm-up steps
+        if i == 5:
+            t0 = time.perf_counter()
+        D, Dp = addition.training_batch(cfg.batch, n, rng, cfg.enrich_batches, cfg.enrich_pairs)
+        tok = torch.from_numpy(addition.tokens(D, Dp))
+        loss = arith_train.loss_per_token(arith_train.answer_logits(model, tok, n), tok, n).mean()
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+    return (time.perf_counter() - t0) / steps
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--profile", choices=list(PROFILES), default="cpu")
+    parser.add_argument("--steps", type=int, default=40, help="timed training steps per measurement")
+    args = parser.parse_args()
+    for spec in PROFILES[args.profile].addition:
+        cfg = spec.config
+        params = arith_train.build(cfg).n_params()
+        times = {t: step_time(cfg, t, args.steps) for t in (1, 2)}
+        print(f"{spec.name}: {params:,} parameters, batch {cfg.batch}: "
+              + ", ".join(f"{t} thread{'s' * (t > 1)} {1000 * s:.0f} ms/step" for t, s in times.items())
+              + f"; {cfg.steps:,} steps at 1 thread = {times[1] * cfg.steps / 60:.1f} min")
+        torch.set_num_threads(1)
+        model = arith_train.build(cfg).eval()
+        D, Dp = addition.sample(20_000, cfg.n_digits, np.random.default_rng(1))
+        t0 = time.perf_counter()
+        arith_train.score(model, D, Dp)
+        rate = len(D) / (time.perf_counter() - t0)
+        print(f"  scoring (teacher-forced exact match), 1 thread: {rate:,.0f} questions/s")
+
+
+if __name__ == "__main__":
+    main()

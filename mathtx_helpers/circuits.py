@@ -1,0 +1,369 @@
+"""What an addition model computes: ablations, attention, interchange interventions and PCA (ARITHMETIC.md §C2).
+
+Everything runs a trained `Decoder` on question batches with `Hooks` (decoder.py) and compares the
+teacher-forced predicted answers with the true ones. Names follow the papers: position Pp, node PpLlHh (head h of
+layer l at position p) or PpLlM (the MLP layer at p); answer digit Ak (A0 = units) is predicted at the token
+before it. Ablation means are computed per layer and per position over the question set (the authors' library
+reused layer 0's means for every layer, ARITHMETIC.md §C3; we do not).
+"""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+import torch
+
+from . import addition
+from .decoder import Decoder, Hooks
+
+# --------------------------------------------------------------------------------------------------
+# Running the model
+# --------------------------------------------------------------------------------------------------
+
+
+@torch.no_grad()
+def answers(model: Decoder, tok: np.ndarray | torch.Tensor, hooks: Hooks | None = None) -> np.ndarray:
+    """(B, n+2) teacher-forced argmax at the answer positions: sign, A(n) .. A0 (token order)."""
+    tok = torch.as_tensor(tok)
+    n = (tok.shape[1] - 4) // 3
+    return model(tok, hooks)[:, addition.answer_slice(n)].argmax(-1).numpy()
+
+
+def wrong_digits(pred: np.ndarray, tok: np.ndarray) -> np.ndarray:
+    """(B, n+2) True where a predicted answer token differs from the true one (sign first, then A(n) .. A0)."""
+    n = (tok.shape[1] - 4) // 3
+    return pred != np.asarray(tok)[:, 2 * n + 2:]
+
+
+@torch.no_grad()
+def capture(model: Decoder, tok: np.ndarray, names: list[str]) -> dict[str, torch.Tensor]:
+    hooks = Hooks(capture=set(names))
+    model(torch.as_tensor(tok), hooks)
+    return hooks.cache
+
+
+def correct_questions(model: Decoder, D: np.ndarray, Dp: np.ndarray) -> np.ndarray:
+    """Tokens of the questions the model answers correctly (the library drops failed questions before
+    ablating, so every failure seen in an ablation is caused by it)."""
+    tok = addition.tokens(D, Dp)
+    ok = ~wrong_digits(answers(model, tok), tok).any(1)
+    return tok[ok]
+
+
+def _digit_labels(n: int) -> list[str]:
+    return ["sign"] + [f"A{k}" for k in range(n, -1, -1)]
+
+
+def _impact(wrong: np.ndarray, n: int, min_share: float) -> str:
+    """Answer tokens wrong in at least min_share of the questions, compacted like the library: 'A5..2' -> 'A5432'."""
+    labels = _digit_labels(n)
+    hit = [lab for lab, share in zip(labels, wrong.mean(0), strict=True) if share >= min_share]
+    digits = "".join(h[1:] for h in hit if h != "sign")
+    return ("sign " if "sign" in hit else "") + (f"A{digits}" if digits else "")
+
+
+# --------------------------------------------------------------------------------------------------
+# Ablations
+# --------------------------------------------------------------------------------------------------
+
+
+def _position_patch(p: int, mean: torch.Tensor):
+    """x (B, T, C) -> x with position p replaced by mean[p]."""
+    def patch(x):
+        x = x.clone()
+        x[:, p] = mean[p]
+        return x
+    return patch
+
+
+def position_ablation(model: Decoder, tok: np.ndarray, min_share: float = 0.01) -> pd.DataFrame:
+    """Per token position: overwrite the residual stream there, after every block, with its mean over the
+    questions; the share of questions answered wrongly and the answer digits that break."""
+    L, n = model.cfg.n_layers, (tok.shape[1] - 4) // 3
+    means = capture(model, tok, [f"L{l}.resid_post" for l in range(L)])
+    rows = []
+    for p, name in enumerate(addition.position_names(n)):
+        hooks = Hooks(patch={f"L{l}.resid_post": _position_patch(p, means[f"L{l}.resid_post"].mean(0))
+                             for l in range(L)})
+        wrong = wrong_digits(answers(model, tok, hooks), tok)
+        rows.append({"position": p, "token": name, "fail %": 100 * wrong.any(1).mean(),
+                     "impact": _impact(wrong, n, min_share)})
+    return pd.DataFrame(rows)
+
+
+def node_names(model: Decoder) -> list[str]:
+    """Rows of the node maps: L0H0 .. L0H(H-1), L0M, L1H0, ..."""
+    cfg = model.cfg
+    return [name for l in range(cfg.n_layers) for name in [f"L{l}H{h}" for h in range(cfg.n_heads)] + [f"L{l}M"]]
+
+
+def _node_patch(node: str, p: int, mean: dict[str, torch.Tensor]) -> dict:
+    """Patch that mean-ablates one node (a head's z, or the whole MLP's hidden layer) at position p."""
+    layer = int(node[1:node.index("H" if "H" in node else "M")])
+    if "H" in node:
+        h, key = int(node.split("H")[1]), f"L{layer}.attn.z"
+
+        def patch(x):
+            x = x.clone()
+            x[:, p, h] = mean[key][p, h]
+            return x
+    else:
+        key = f"L{layer}.mlp.post"
+
+        def patch(x):
+            x = x.clone()
+            x[:, p] = mean[key][p]
+            return x
+    return {key: patch}
+
+
+def node_ablation(model: Decoder, tok: np.ndarray, positions: list[int], min_share: float = 0.01) -> pd.DataFrame:
+    """For each position and node (every head, every MLP layer): mean-ablate the node there; the share of
+    questions answered wrongly and the answer digits it breaks. Means are per layer and per position."""
+    L, n = model.cfg.n_layers, (tok.shape[1] - 4) // 3
+    cache = capture(model, tok, [f"L{l}.attn.z" for l in range(L)] + [f"L{l}.mlp.post" for l in range(L)])
+    mean = {k: v.mean(0) for k, v in cache.items()}
+    names = addition.position_names(n)
+    rows = []
+    for p in positions:
+        for node in node_names(model):
+            wrong = wrong_digits(answers(model, tok, Hooks(patch=_node_patch(node, p, mean))), tok)
+            rows.append({"position": p, "token": names[p], "node": node, "fail %": 100 * wrong.any(1).mean(),
+                         "impact": _impact(wrong, n, min_share),
+                         **{f"wrong {lab} %": 100 * w for lab, w in zip(_digit_labels(n), wrong.mean(0), strict=True)}})
+    return pd.DataFrame(rows)
+
+
+@torch.no_grad()
+def mean_attention(model: Decoder, tok: np.ndarray) -> np.ndarray:
+    """(L, H, T, T) attention patterns averaged over the questions."""
+    cache = capture(model, tok, [f"L{l}.attn.pattern" for l in range(model.cfg.n_layers)])
+    return np.stack([cache[f"L{l}.attn.pattern"].mean(0).numpy() for l in range(model.cfg.n_layers)])
+
+
+# --------------------------------------------------------------------------------------------------
+# Interchange interventions
+# --------------------------------------------------------------------------------------------------
+
+KINDS = ("SA", "SC", "ST")
+KIND_TEXT = {"SA": "base add (Dk + D'k) mod 10", "SC": "carry from column k-1",
+             "ST": "sum-9 tri-state of column k-1 passing an incoming carry"}
+
+
+def intervention_pairs(kind: str, k: int, size: int, n: int, rng: np.random.Generator):
+    """Clean and store questions (each (D, Dp)) that differ only where hypothesis `kind` for answer digit Ak
+    says, and the answer digit Ak the hypothesis predicts after patching (B,):
+
+    SA  column k differs, its base add (Dk + D'k) mod 10 changes, the carry into column k is the same
+        -> Ak becomes the store question's Ak.
+    SC  only column k-1 differs; no carry comes into it; the clean column sums to <= 8, the store one to >= 10
+        (or the reverse) -> Ak moves by the carry: clean Ak +1 (or -1) mod 10. Column k never sums to 9, so the
+        carry stops there and no higher digit changes.
+    ST  only column k-1 differs; a carry comes into it from column k-2 (which sums to >= 10, no carry below);
+        the clean column sums to <= 7, the store one to 9 (or the reverse), so it passes the carry on only in the
+        store question -> Ak moves by 1.
+    """
+    if kind not in KINDS:
+        raise ValueError(f"unknown hypothesis {kind!r}; valid: {', '.join(KINDS)}")
+    lo = {"SA": 0, "SC": 1, "ST": 2}[kind]
+    hi = n - 1 if kind == "SA" else n
+    if not lo <= k <= hi:
+        raise ValueError(f"{kind} is tested for A{lo}..A{hi} of {n}-digit addition, not A{k}")
+    D, Dp = addition.sample(size, n, rng)
+    flip = rng.random(size) < 0.5  # which of the two questions plays 'clean'
+    if kind == "SA":  # the store question's column k: another base add, the same lower columns
+        D2, Dp2 = D.copy(), Dp.copy()
+        base = (D[:, k] + Dp[:, k] + rng.integers(1, 10, size)) % 10
+        D2[:, k] = rng.integers(0, 10, size)
+        Dp2[:, k] = (base - D2[:, k]) % 10
+    else:
+        c = k - 1  # the column whose carry is swapped
+        for j in range(c - 1 if kind == "ST" else c):  # no carries below it (ST: below column k-2)
+            D[:, j], Dp[:, j] = _pair_below(9, size, rng)
+        if kind == "ST":  # column k-2 makes the carry
+            D[:, c - 1], Dp[:, c - 1] = _pair_at_least_10(size, rng)
+        D2, Dp2 = D.copy(), Dp.copy()
+        if kind == "SC":  # low: sum <= 8, high: sum >= 10
+            D[:, c], Dp[:, c] = _pair_below(9, size, rng)
+            D2[:, c], Dp2[:, c] = _pair_at_least_10(size, rng)
+        else:  # low: sum <= 7 (no carry even with the incoming one), high: sum = 9 (passes it on)
+            D[:, c], Dp[:, c] = _pair_below(8, size, rng)
+            D2[:, c] = rng.integers(0, 10, size)
+            Dp2[:, c] = 9 - D2[:, c]
+        if k < n:  # column k must not sum to 9, so the changed carry stops there: only Ak differs above k-1
+            nine = D[:, k] + Dp[:, k] == 9
+            Dp[nine, k] = (Dp[nine, k] + rng.integers(1, 10, int(nine.sum()))) % 10
+            D2[:, k], Dp2[:, k] = D[:, k], Dp[:, k]
+    clean = (np.where(flip[:, None], D2, D), np.where(flip[:, None], Dp2, Dp))
+    store = (np.where(flip[:, None], D, D2), np.where(flip[:, None], Dp, Dp2))
+    A_clean, A_store = addition.answer_digits(*clean), addition.answer_digits(*store)
+    if kind == "SA":
+        expected = A_store[:, k]
+    else:  # the carry into column k is the store question's, the rest of column k is the clean question's
+        carry_c, carry_s = addition.carries_in(*clean)[:, k], addition.carries_in(*store)[:, k]
+        expected = (A_clean[:, k] + carry_s - carry_c) % 10
+    return clean, store, expected
+
+
+def _pair_below(limit: int, size: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """Digit pairs with D + D' < limit (limit <= 10)."""
+    D = rng.integers(0, limit, size)
+    return D, np.floor(rng.random(size) * (limit - D)).astype(np.int64)
+
+
+def _pair_at_least_10(size: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """Digit pairs with D + D' >= 10 (a carry)."""
+    D = rng.integers(1, 10, size)
+    return D, 10 - D + np.floor(rng.random(size) * D).astype(np.int64)
+
+
+def patch_nodes(model: Decoder, clean_tok: np.ndarray, store_tok: np.ndarray, nodes: tuple[str, ...],
+                position: int) -> np.ndarray:
+    """Run the clean questions with the given heads' outputs (z) at `position` taken from the store
+    questions; -> predicted answer tokens (B, n+2)."""
+    stored = capture(model, store_tok, [f"L{l}.attn.z" for l in range(model.cfg.n_layers)])
+    return _patched_answers(model, clean_tok, stored, nodes, position)
+
+
+def _patched_answers(model: Decoder, clean_tok: np.ndarray, stored: dict[str, torch.Tensor], nodes: tuple[str, ...],
+                     position: int) -> np.ndarray:
+    patch = {}
+    for l in sorted({int(node[1:node.index("H")]) for node in nodes}):
+        heads = [int(node.split("H")[1]) for node in nodes if int(node[1:node.index("H")]) == l]
+        src = stored[f"L{l}.attn.z"]
+
+        def fn(x, src=src, heads=heads):
+            x = x.clone()
+            x[:, position, heads] = src[:, position, heads]
+            return x
+        patch[f"L{l}.attn.z"] = fn
+    return answers(model, clean_tok, Hooks(patch=patch))
+
+
+def candidates(model: Decoder, max_heads: int = 2) -> list[tuple[str, ...]]:
+    """Single heads, and pairs of heads of one layer ("virtual heads", needed for the base add)."""
+    cfg, out = model.cfg, []
+    for l in range(cfg.n_layers):
+        heads = [f"L{l}H{h}" for h in range(cfg.n_heads)]
+        for r in range(1, max_heads + 1):
+            out += list(itertools.combinations(heads, r))
+    return out
+
+
+@dataclass(frozen=True)
+class Test:
+    kind: str
+    k: int  # answer digit Ak
+    position: int  # the token before Ak
+    nodes: tuple[str, ...]
+    strong: float  # share of pairs with exactly the predicted answer: Ak as predicted, every other token clean
+    weak: float  # share of pairs where Ak is as predicted (other digits may move)
+
+
+def test_hypothesis(model: Decoder, kind: str, k: int, size: int, rng: np.random.Generator,
+                    nodes_to_try: list[tuple[str, ...]] | None = None,
+                    positions: list[int] | None = None) -> list[Test]:
+    """Interchange intervention for hypothesis `kind` of answer digit Ak, for every candidate node (or head pair)
+    at each of `positions` (default: the token before Ak; a node at an earlier position may compute the feature
+    for later ones to read); sorted best first. Pairs where the clean or store question is answered wrongly
+    without intervention are dropped."""
+    n = (model.cfg.n_ctx - 4) // 3
+    clean, store_, expected = intervention_pairs(kind, k, size, n, rng)
+    ct, st = addition.tokens(*clean), addition.tokens(*store_)
+    ok = ~wrong_digits(answers(model, ct), ct).any(1) & ~wrong_digits(answers(model, st), st).any(1)
+    ct, st, expected = ct[ok], st[ok], expected[ok]
+    if len(ct) == 0:
+        return []
+    p = addition.answer_position(k, n) - 1
+    col = 1 + (n - k)  # Ak's column in the (sign, A(n) .. A0) answer-token order
+    want = ct[:, 2 * n + 2:].copy()
+    want[:, col] = expected
+    stored = capture(model, st, [f"L{l}.attn.z" for l in range(model.cfg.n_layers)])
+    tests = []
+    for q in positions or [p]:
+        if q > p:
+            raise ValueError(f"a node at P{q} cannot influence A{k}, which is predicted at P{p}")
+        for nodes in nodes_to_try or candidates(model):
+            pred = _patched_answers(model, ct, stored, nodes, q)
+            tests.append(Test(kind, k, q, nodes, strong=float((pred == want).all(1).mean()),
+                              weak=float((pred[:, col] == expected).mean())))
+    return sorted(tests, key=lambda t: (-t.strong, len(t.nodes), t.nodes))
+
+
+def hypotheses(model: Decoder, size: int, rng: np.random.Generator, threshold: float = 0.9,
+               earlier: list[int] | None = None) -> pd.DataFrame:
+    """Every sub-task hypothesis (SA for A0..A(n-1), SC for A1..An, ST for A2..An) with its best node (the
+    fewest heads among those passing the strong test, else the best strong score) and whether it holds
+    (strong >= threshold). Nodes are searched at the token before Ak first; where none holds there, also at
+    the `earlier` positions before it (e.g. the useful positions of a node ablation), as the authors' search
+    looks at every useful position."""
+    n = (model.cfg.n_ctx - 4) // 3
+    rows = []
+    for kind in KINDS:
+        lo, hi = {"SA": (0, n - 1), "SC": (1, n), "ST": (2, n)}[kind]
+        for k in range(lo, hi + 1):
+            p = addition.answer_position(k, n) - 1
+            seed = int(rng.integers(2**32))  # the same question pairs at every position searched
+            tests = test_hypothesis(model, kind, k, size, np.random.default_rng(seed))
+            more = [q for q in (earlier or []) if q < p]
+            if more and not any(t.strong >= threshold for t in tests):
+                tests += test_hypothesis(model, kind, k, size, np.random.default_rng(seed), positions=more)
+            if not tests:  # no pair the model answers correctly: nothing to test
+                rows.append({"hypothesis": f"A{k}.{kind}", "kind": kind, "digit": k,
+                             "position": addition.answer_position(k, n) - 1, "node": "—", "strong %": np.nan,
+                             "weak %": np.nan, "holds": False})
+                continue
+            best = max(tests, key=lambda t: (t.strong >= threshold, -len(t.nodes) if t.strong >= threshold else 0,
+                                             t.strong, t.position))
+            rows.append({"hypothesis": f"A{k}.{kind}", "kind": kind, "digit": k, "position": best.position,
+                         "node": "+".join(best.nodes), "strong %": 100 * best.strong, "weak %": 100 * best.weak,
+                         "holds": best.strong >= threshold})
+    return pd.DataFrame(rows)
+
+
+# --------------------------------------------------------------------------------------------------
+# PCA of a head's output on the three tri-state classes
+# --------------------------------------------------------------------------------------------------
+
+
+def tri_state_questions(column: int, size: int, n: int, rng: np.random.Generator):
+    """`size` questions of each tri-state of `column` (sum <= 8, = 9, >= 10), no carry from below it;
+    -> (D, Dp, label) with label 0, 1, 2."""
+    Ds, Dps, labels = [], [], []
+    for label in (0, 1, 2):
+        D, Dp = addition.sample(size, n, rng)
+        for j in range(column):  # no carries from lower columns
+            D[:, j], Dp[:, j] = _pair_below(9, size, rng)
+        if label == 0:
+            D[:, column], Dp[:, column] = _pair_below(9, size, rng)
+        elif label == 1:
+            Dp[:, column] = 9 - D[:, column]
+        else:
+            D[:, column], Dp[:, column] = _pair_at_least_10(size, rng)
+        Ds.append(D)
+        Dps.append(Dp)
+        labels.append(np.full(size, label))
+    return np.concatenate(Ds), np.concatenate(Dps), np.concatenate(labels)
+
+
+def head_pca(model: Decoder, node: str, position: int, column: int, size: int, rng: np.random.Generator):
+    """The output of head `node` (e.g. 'L0H2') at `position` on the tri-state questions of `column`, projected
+    on its first two principal components -> (DataFrame pc1, pc2, tri-state; explained-variance ratios;
+    silhouette of the three classes in the PC1-PC2 plane)."""
+    from sklearn.decomposition import PCA
+    from sklearn.metrics import silhouette_score
+
+    n = (model.cfg.n_ctx - 4) // 3
+    D, Dp, label = tri_state_questions(column, size, n, rng)
+    layer, h = int(node[1:node.index("H")]), int(node.split("H")[1])
+    out = capture(model, addition.tokens(D, Dp), [f"L{layer}.attn.result"])[f"L{layer}.attn.result"]
+    X = out[:, position, h].numpy().astype(np.float64)  # (B, C)
+    pca = PCA(n_components=min(6, X.shape[1]), random_state=0).fit(X)
+    Z = pca.transform(X)[:, :2]
+    names = np.array(["sum <= 8", "sum = 9", "sum >= 10"])
+    df = pd.DataFrame({"pc1": Z[:, 0], "pc2": Z[:, 1], "tri-state": names[label]})
+    sil = float(silhouette_score(Z, label)) if np.ptp(Z) > 0 else float("nan")
+    return df, pca.explained_variance_ratio_, sil
