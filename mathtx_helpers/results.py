@@ -23,7 +23,11 @@ def _fmt(x) -> str:
         return x
     if x is None or (isinstance(x, float) and math.isnan(x)):
         return "—"
-    return f"{x:,.4g}" if abs(x) < 1e4 else f"{x:,.0f}"
+    if abs(x) >= 1e4:
+        return f"{x:,.0f}"
+    if 99 < x < 100:  # a share just under 100 %: enough digits to tell 99.998 from 100
+        return f"{x:.{3 + math.ceil(-math.log10(100 - x))}g}"
+    return f"{x:,.4g}"
 
 
 def claims(folder: Path | None = None) -> pd.DataFrame:
@@ -49,8 +53,9 @@ def render(folder: Path | None = None) -> str:
             lines.append(f"| {r.claim} | {statement} | {_fmt(r.paper)} | {_fmt(r.ours)} | {ci} | {r.holds} | "
                          f"`{r.notebook}` |")
         lines += ["", f"Profile: {', '.join(sorted(set(df.profile)))}. Paper values are the anchors of "
-                  "`../shared/PAPER.md` §G (bounds derived from the stored notebook where marked there); "
-                  "— where the paper gives none."]
+                  "`../shared/PAPER.md` §G for the matrix claims (bounds derived from the stored notebook where marked "
+                  "there) and of `../shared/ARITHMETIC.md` for the arithmetic ones (A, B); — where the paper gives "
+                  "none."]
     lines += ["", END]
     return "\n".join(lines)
 
