@@ -351,8 +351,8 @@ def tri_state_questions(column: int, size: int, n: int, rng: np.random.Generator
 
 def head_pca(model: Decoder, node: str, position: int, column: int, size: int, rng: np.random.Generator):
     """The output of head `node` (e.g. 'L0H2') at `position` on the tri-state questions of `column`, projected
-    on its first two principal components -> (DataFrame pc1, pc2, tri-state; explained-variance ratios;
-    silhouette of the three classes in the PC1-PC2 plane)."""
+    on its first two principal components -> (DataFrame pc1, pc2, tri-state, column sum; explained-variance
+    ratios; silhouette of the three classes in the PC1-PC2 plane)."""
     from sklearn.decomposition import PCA
     from sklearn.metrics import silhouette_score
 
@@ -364,6 +364,7 @@ def head_pca(model: Decoder, node: str, position: int, column: int, size: int, r
     pca = PCA(n_components=min(6, X.shape[1]), random_state=0).fit(X)
     Z = pca.transform(X)[:, :2]
     names = np.array(["sum <= 8", "sum = 9", "sum >= 10"])
-    df = pd.DataFrame({"pc1": Z[:, 0], "pc2": Z[:, 1], "tri-state": names[label]})
+    df = pd.DataFrame({"pc1": Z[:, 0], "pc2": Z[:, 1], "tri-state": names[label],
+                       "column sum": D[:, column] + Dp[:, column]})
     sil = float(silhouette_score(Z, label)) if np.ptp(Z) > 0 else float("nan")
     return df, pca.explained_variance_ratio_, sil
