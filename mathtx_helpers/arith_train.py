@@ -6,6 +6,7 @@ A run is a frozen AddConfig; its hash names its folder, data/runs/addition-d<n>-
     metrics.jsonl    every `log_every` steps: mean loss per answer token since the last line (the per-digit loss
                      curves); every `eval_every` steps also exact-match accuracy on fixed uniform and enriched sets
     predictions/<test set>.parquet   one row per question of a fixed test set
+    analyses/<name>-<hash>.parquet   cached tables of the circuit analyses (notebook 07), keyed by their parameters
 
 The recipe is ARITHMETIC.md §E3: a fresh batch every step (60 % of batches enriched with sum-9 pairs), loss on
 the answer tokens only, AdamW (betas 0.9, 0.98, weight decay 0.1), linear warm-up from 1 % over the first 20 %
@@ -360,6 +361,20 @@ def predictions(cfg: AddConfig, name: str, size: int) -> pd.DataFrame:
     df = pd.DataFrame({"D": D @ pow10, "Dp": Dp @ pow10, "cascade": addition.cascade_length(D, Dp),
                        "correct": s["correct"], "wrong": wrong, "sign_ok": s["sign_ok"],
                        "confidence": s["confidence"].astype(np.float32)})
+    with store.atomic_path(path) as tmp:
+        df.to_parquet(tmp, index=False)
+    return df
+
+
+def cached_table(cfg: AddConfig, name: str, params: dict, compute) -> pd.DataFrame:
+    """The table compute() returns, cached in the run folder under `name` and a hash of `params` (everything the
+    table depends on besides the trained model: sizes, seeds, the analysis code's version). A second
+    `make figures` then reads the notebook 07 analyses instead of recomputing them."""
+    key = hashlib.sha256(json.dumps(params, sort_keys=True, default=str).encode()).hexdigest()[:10]
+    path = run_dir(cfg) / "analyses" / f"{name}-{key}.parquet"
+    if path.exists():
+        return pd.read_parquet(path)
+    df = compute()
     with store.atomic_path(path) as tmp:
         df.to_parquet(tmp, index=False)
     return df

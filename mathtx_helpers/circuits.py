@@ -19,6 +19,9 @@ import torch
 from . import addition
 from .decoder import Decoder, Hooks
 
+# Bump when an analysis below changes what it returns: cached tables (arith_train.cached_table) carry it.
+VERSION = 1
+
 # --------------------------------------------------------------------------------------------------
 # Running the model
 # --------------------------------------------------------------------------------------------------

@@ -6,6 +6,7 @@ import json
 import shutil
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 from hypothesis import given, settings
@@ -211,3 +212,17 @@ def test_predictions_count_errors_per_class(data, one_thread):
     assert (addition.cascade_length(D, Dp) == 3).all()
     assert (df["correct"] == ((df["wrong"] == "") & df["sign_ok"])).all()
     assert arith_train.predictions(cfg, "cascade3", 50).equals(df)  # cached
+
+
+def test_cached_tables_are_keyed_by_their_parameters(data):
+    cfg = arith_train.AddConfig(**TINY)
+    calls = []
+
+    def compute():
+        calls.append(1)
+        return pd.DataFrame({"x": [len(calls)]})
+
+    first = arith_train.cached_table(cfg, "t", {"size": 1}, compute)
+    again = arith_train.cached_table(cfg, "t", {"size": 1}, compute)
+    other = arith_train.cached_table(cfg, "t", {"size": 2}, compute)
+    assert len(calls) == 2 and first.equals(again) and other.x.iloc[0] == 2
