@@ -297,10 +297,21 @@ def save_checkpoint(path: Path, state: dict) -> None:
 
 
 def read_metrics(folder: Path) -> list[dict]:
+    """The evaluation lines of a run. A last line cut short (the process was killed while appending it) is
+    dropped: the resumed run rewrites it from its checkpoint."""
     path = folder / "metrics.jsonl"
     if not path.exists():
         return []
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    lines = [line for line in path.read_text().splitlines() if line.strip()]
+    out = []
+    for i, line in enumerate(lines):
+        try:
+            out.append(json.loads(line))
+        except json.JSONDecodeError:
+            if i < len(lines) - 1:  # damage before the end is not a kill mid-write: say so
+                raise ValueError(f"{store.relative(path)}: line {i + 1} is not JSON; delete the run folder "
+                                 "to train it again") from None
+    return out
 
 
 def _truncate_metrics(folder: Path, examples: int) -> None:

@@ -226,3 +226,13 @@ def test_cached_tables_are_keyed_by_their_parameters(data):
     again = arith_train.cached_table(cfg, "t", {"size": 1}, compute)
     other = arith_train.cached_table(cfg, "t", {"size": 2}, compute)
     assert len(calls) == 2 and first.equals(again) and other.x.iloc[0] == 2
+
+
+def test_a_metrics_line_cut_by_a_kill_is_dropped_on_resume(data, one_thread):
+    cfg = arith_train.AddConfig(**TINY)
+    folder = arith_train.train(cfg, progress=False, stop_after=12)
+    with open(folder / "metrics.jsonl", "a") as f:
+        f.write('{"step": 15, "questions": 24')  # a kill in the middle of an append
+    arith_train.train(cfg, progress=False)
+    lines = arith_train.read_metrics(folder)
+    assert [m["step"] for m in lines] == [5, 10, 15, 20, 25, 30]
