@@ -36,7 +36,16 @@ from tqdm import tqdm
 
 from . import addition, store
 from .decoder import Decoder, DecoderConfig
-from .train import CorruptCheckpoint, bar_disabled, load_checkpoint, read_metrics, save_checkpoint
+from .train import (
+    bar_disabled,
+    check_fields,
+    checkpoint_status,
+    load_checkpoint,
+    open_run_folder,
+    read_metrics,
+    save_checkpoint,
+    truncate_metrics,
+)
 
 RUNS_DIR = "runs"
 TEST_SEED = 345621  # the papers' accuracy-test seed; every test set mixes in its own tag
@@ -67,8 +76,7 @@ class AddConfig:
 
     def validate(self) -> None:
         """Every field checked before any work starts; one ValueError naming what is allowed."""
-        for name in ("n_digits", "n_layers", "n_heads", "d_model", "d_head", "d_mlp", "batch", "steps",
-                     "log_every", "eval_every", "eval_size"):
+        for name in ("n_digits", "batch", "steps", "log_every", "eval_every", "eval_size"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be a positive integer, got {getattr(self, name)}")
         if not 2 <= self.n_digits <= 15:
@@ -78,6 +86,7 @@ class AddConfig:
         for name in ("warmup_frac", "enrich_batches", "enrich_pairs"):
             if not 0 <= getattr(self, name) <= 1:
                 raise ValueError(f"{name} must be in [0, 1], got {getattr(self, name)}")
+        _ = self.model  # DecoderConfig checks the model sizes
 
     @property
     def model(self) -> DecoderConfig:
@@ -97,10 +106,7 @@ class AddConfig:
 
     @classmethod
     def from_dict(cls, d: dict) -> AddConfig:
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(d) - known)
-        if unknown:
-            raise ValueError(f"unknown AddConfig field {unknown[0]!r}; valid fields: {', '.join(sorted(known))}")
+        check_fields(cls, d)
         return cls(**d)
 
 
@@ -176,13 +182,7 @@ def build(cfg: AddConfig) -> Decoder:
 
 def run_status(cfg: AddConfig) -> str:
     """'done', 'partial' (a checkpoint to resume from), 'missing', or 'corrupt'."""
-    path = run_dir(cfg) / "checkpoint.pt"
-    if not path.exists():
-        return "missing"
-    try:
-        return "done" if load_checkpoint(path).get("done") else "partial"
-    except CorruptCheckpoint:
-        return "corrupt"
+    return checkpoint_status(run_dir(cfg))
 
 
 def load(cfg: AddConfig) -> Decoder:
@@ -205,12 +205,7 @@ def train(cfg: AddConfig, checkpoint_seconds: float = 60.0, stop_after: int | No
         torch.set_num_threads(threads)
     folder = run_dir(cfg)
     ckpt = folder / "checkpoint.pt"
-    folder.mkdir(parents=True, exist_ok=True)
-    if (folder / "config.json").exists():
-        if json.loads((folder / "config.json").read_text()) != json.loads(cfg.to_json()):
-            raise ValueError(f"{store.relative(folder)}/config.json differs from the requested config")
-    else:
-        store.write_text(folder / "config.json", cfg.to_json() + "\n")
+    open_run_folder(folder, cfg.to_json())
     state = load_checkpoint(ckpt) if ckpt.exists() else None
     if state is not None and state.get("done"):
         return folder
@@ -224,8 +219,7 @@ def train(cfg: AddConfig, checkpoint_seconds: float = 60.0, stop_after: int | No
         opt.load_state_dict(state["optimizer"])
         rng.bit_generator.state = state["rng"]
         step, loss_sum, loss_count = state["step"], np.array(state["loss_sum"]), state["loss_count"]
-        lines = [m for m in read_metrics(folder) if m["step"] <= step]
-        store.write_text(folder / "metrics.jsonl", "".join(json.dumps(m) + "\n" for m in lines))
+        truncate_metrics(folder, "step", step)
     else:
         store.write_text(folder / "metrics.jsonl", "")
     history = read_metrics(folder)

@@ -36,6 +36,14 @@ PRECISIONS = ("auto", "fp32", "bf16")
 RUNS_DIR = "runs"
 
 
+def check_fields(cls, d: dict) -> None:
+    """A config read back from JSON: every key must be a field of the dataclass `cls`."""
+    known = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(d) - known)
+    if unknown:
+        raise ValueError(f"unknown {cls.__name__} field {unknown[0]!r}; valid fields: {', '.join(sorted(known))}")
+
+
 @dataclass(frozen=True)
 class RunConfig:
     task: str = "eigenvalues"
@@ -109,10 +117,7 @@ class RunConfig:
 
     @classmethod
     def from_dict(cls, d: dict) -> RunConfig:
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(d) - known)
-        if unknown:
-            raise ValueError(f"unknown RunConfig field {unknown[0]!r}; valid fields: {', '.join(sorted(known))}")
+        check_fields(cls, d)
         return cls(**{k: tuple(v) if k == "test_spectra" else v for k, v in d.items()})
 
     def replace(self, **changes) -> RunConfig:
@@ -314,21 +319,37 @@ def read_metrics(folder: Path) -> list[dict]:
     return out
 
 
-def _truncate_metrics(folder: Path, examples: int) -> None:
-    """On resume, drop evaluation lines written after the checkpoint (they are recomputed identically)."""
-    lines = [m for m in read_metrics(folder) if m["examples"] <= examples]
+def truncate_metrics(folder: Path, key: str, upto: int) -> None:
+    """On resume, drop the lines written after the checkpoint (whose `key`, e.g. examples or step, is past
+    `upto`): the resumed run recomputes them identically."""
+    lines = [m for m in read_metrics(folder) if m[key] <= upto]
     store.write_text(folder / "metrics.jsonl", "".join(json.dumps(m) + "\n" for m in lines))
 
 
-def run_status(cfg: RunConfig) -> str:
+def open_run_folder(folder: Path, config_json: str) -> None:
+    """Create a run folder with its config.json, or check that an existing one asked for the same config."""
+    folder.mkdir(parents=True, exist_ok=True)
+    if (folder / "config.json").exists():
+        if json.loads((folder / "config.json").read_text()) != json.loads(config_json):
+            raise ValueError(f"{store.relative(folder)}/config.json differs from the requested config")
+    else:
+        store.write_text(folder / "config.json", config_json + "\n")
+
+
+def checkpoint_status(folder: Path) -> str:
     """'done', 'partial' (a checkpoint to resume from), 'missing', or 'corrupt'."""
-    path = run_dir(cfg) / "checkpoint.pt"
+    path = folder / "checkpoint.pt"
     if not path.exists():
         return "missing"
     try:
         return "done" if load_checkpoint(path).get("done") else "partial"
     except CorruptCheckpoint:
         return "corrupt"
+
+
+def run_status(cfg: RunConfig) -> str:
+    """'done', 'partial' (a checkpoint to resume from), 'missing', or 'corrupt'."""
+    return checkpoint_status(run_dir(cfg))
 
 
 def load_model(cfg: RunConfig, device=None, snapshot: int | None = None) -> tuple[Seq2Seq, Codec, str]:
@@ -382,12 +403,7 @@ def train(cfg: RunConfig, device=None, checkpoint_seconds: float = 60.0, checkpo
     folder = run_dir(cfg)
     ckpt_path = folder / "checkpoint.pt"
     if rank == 0:
-        folder.mkdir(parents=True, exist_ok=True)
-        if (folder / "config.json").exists():
-            if json.loads((folder / "config.json").read_text()) != json.loads(cfg.to_json()):
-                raise ValueError(f"{store.relative(folder)}/config.json differs from the requested config")
-        else:
-            store.write_text(folder / "config.json", cfg.to_json() + "\n")
+        open_run_folder(folder, cfg.to_json())
     state = load_checkpoint(ckpt_path) if ckpt_path.exists() else None
     if state is not None and state.get("done"):
         return folder
@@ -417,7 +433,7 @@ def train(cfg: RunConfig, device=None, checkpoint_seconds: float = 60.0, checkpo
         step, examples = state["step"], state["examples"]
         loss_sum, loss_count, precision = state["loss_sum"], state["loss_count"], state["precision"]
         if rank == 0:
-            _truncate_metrics(folder, examples)
+            truncate_metrics(folder, "examples", examples)
     elif rank == 0:
         store.write_text(folder / "metrics.jsonl", "")
     net = model
