@@ -32,6 +32,11 @@ def n_ctx(n: int) -> int:
     return 3 * n + 4
 
 
+def digits_of(length: int) -> int:
+    """n from the length of a full token sequence (or a model's context): the inverse of n_ctx."""
+    return (length - 4) // 3
+
+
 def answer_position(k: int, n: int) -> int:
     """Token position of answer digit Ak (A0 = units): the answer digits fill the last n+1 positions."""
     if not 0 <= k <= n:

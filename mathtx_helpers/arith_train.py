@@ -39,9 +39,12 @@ from tqdm import tqdm
 from . import addition, store
 from .decoder import Decoder, DecoderConfig
 from .train import (
+    RUNS_DIR,
     bar_disabled,
     check_fields,
     checkpoint_status,
+    config_json,
+    config_key,
     load_checkpoint,
     open_run_folder,
     read_metrics,
@@ -49,7 +52,6 @@ from .train import (
     truncate_metrics,
 )
 
-RUNS_DIR = "runs"
 TEST_SEED = 345621  # the papers' accuracy-test seed; every test set mixes in its own tag
 
 
@@ -97,14 +99,14 @@ class AddConfig:
 
     @property
     def key(self) -> str:
-        return hashlib.sha256(json.dumps(dataclasses.asdict(self), sort_keys=True).encode()).hexdigest()[:10]
+        return config_key(self)
 
     @property
     def name(self) -> str:
         return f"addition-d{self.n_digits}-l{self.n_layers}-h{self.n_heads}-{self.key}"
 
     def to_json(self) -> str:
-        return json.dumps(dataclasses.asdict(self), sort_keys=True, indent=1)
+        return config_json(self)
 
     @classmethod
     def from_dict(cls, d: dict) -> AddConfig:
@@ -113,7 +115,7 @@ class AddConfig:
 
 
 def run_dir(cfg: AddConfig) -> Path:
-    return store.DATA / RUNS_DIR / cfg.name
+    return store.DATA / RUNS_DIR / cfg.name  # the matrix runs' store
 
 
 def learning_rate(cfg: AddConfig, step: int) -> float:
@@ -144,9 +146,10 @@ def loss_per_token(logits: torch.Tensor, tok: torch.Tensor, n: int) -> torch.Ten
 
 @torch.no_grad()
 def score(model: Decoder, D: np.ndarray, Dp: np.ndarray, batch: int = 8192) -> dict[str, np.ndarray]:
-    """Teacher-forced predictions for questions (D, Dp): predicted answer digits (B, n+1) with column k = Ak,
-    per-question exact match, which answer digits are wrong (B, n+1), the sign's correctness, and the model's
-    confidence: the smallest log-probability it gives one of its own predicted tokens (needs no answer)."""
+    """Teacher-forced predictions for questions (D, Dp): per-question exact match, which answer digits are wrong
+    (B, n+1) with column k = Ak, the sign's correctness, and the model's confidence: the smallest log-probability
+    it gives one of its own predicted tokens (read with the true answer prefix as input, so equal to greedy
+    decoding's up to the first wrong token)."""
     model.eval()
     n = D.shape[1]
     pred, lp_min = [], []
@@ -161,8 +164,8 @@ def score(model: Decoder, D: np.ndarray, Dp: np.ndarray, batch: int = 8192) -> d
     A_hat = P[:, 1:][:, ::-1]  # column k = Ak
     wrong = A_hat != A
     sign_ok = P[:, 0] == addition.PLUS
-    return {"A_hat": A_hat, "wrong_digits": wrong, "sign_ok": sign_ok,
-            "correct": ~wrong.any(1) & sign_ok, "confidence": np.concatenate(lp_min)}
+    return {"wrong_digits": wrong, "sign_ok": sign_ok, "correct": ~wrong.any(1) & sign_ok,
+            "confidence": np.concatenate(lp_min)}
 
 
 def eval_sets(cfg: AddConfig) -> dict[str, tuple[np.ndarray, np.ndarray]]:
@@ -341,25 +344,31 @@ def test_set(name: str, size: int, n: int, enrich_pairs: float = 0.4) -> tuple[n
     return addition.probes(int(name.removeprefix("cascade")), size, n, rng)
 
 
+def _cached_parquet(path: Path, compute) -> pd.DataFrame:
+    """Read `path`, or compute the table and write it there (atomically) first."""
+    if path.exists():
+        return pd.read_parquet(path)
+    df = compute()
+    store.write_parquet(path, df)
+    return df
+
+
 def predictions(cfg: AddConfig, name: str, size: int) -> pd.DataFrame:
     """One row per question of a fixed test set, cached in the run folder: the question, the class Sk,
     correctness, wrong digits (a string like 'A3A2'), the sign's correctness and the model's confidence (the
     smallest log-probability of its own predicted tokens)."""
-    path = run_dir(cfg) / "predictions" / f"{name}-{size}.parquet"
-    if path.exists():
-        return pd.read_parquet(path)
-    model = load(cfg)
-    D, Dp = test_set(name, size, cfg.n_digits, cfg.enrich_pairs)
-    s = score(model, D, Dp)
-    n = cfg.n_digits
-    pow10 = 10 ** np.arange(n, dtype=np.int64)
-    wrong = ["".join(f"A{k}" for k in range(n, -1, -1) if row[k]) for row in s["wrong_digits"]]
-    df = pd.DataFrame({"D": D @ pow10, "Dp": Dp @ pow10, "cascade": addition.cascade_length(D, Dp),
-                       "correct": s["correct"], "wrong": wrong, "sign_ok": s["sign_ok"],
-                       "confidence": s["confidence"].astype(np.float32)})
-    with store.atomic_path(path) as tmp:
-        df.to_parquet(tmp, index=False)
-    return df
+
+    def compute() -> pd.DataFrame:
+        D, Dp = test_set(name, size, cfg.n_digits, cfg.enrich_pairs)
+        s = score(load(cfg), D, Dp)
+        n = cfg.n_digits
+        pow10 = 10 ** np.arange(n, dtype=np.int64)
+        wrong = ["".join(f"A{k}" for k in range(n, -1, -1) if row[k]) for row in s["wrong_digits"]]
+        return pd.DataFrame({"D": D @ pow10, "Dp": Dp @ pow10, "cascade": addition.cascade_length(D, Dp),
+                             "correct": s["correct"], "wrong": wrong, "sign_ok": s["sign_ok"],
+                             "confidence": s["confidence"].astype(np.float32)})
+
+    return _cached_parquet(run_dir(cfg) / "predictions" / f"{name}-{size}.parquet", compute)
 
 
 def cached_table(cfg: AddConfig, name: str, params: dict, compute) -> pd.DataFrame:
@@ -367,13 +376,7 @@ def cached_table(cfg: AddConfig, name: str, params: dict, compute) -> pd.DataFra
     table depends on besides the trained model: sizes, seeds, the analysis code's version). A second
     `make figures` then reads the notebook 07 analyses instead of recomputing them."""
     key = hashlib.sha256(json.dumps(params, sort_keys=True, default=str).encode()).hexdigest()[:10]
-    path = run_dir(cfg) / "analyses" / f"{name}-{key}.parquet"
-    if path.exists():
-        return pd.read_parquet(path)
-    df = compute()
-    with store.atomic_path(path) as tmp:
-        df.to_parquet(tmp, index=False)
-    return df
+    return _cached_parquet(run_dir(cfg) / "analyses" / f"{name}-{key}.parquet", compute)
 
 
 def operands(df: pd.DataFrame, n: int) -> tuple[np.ndarray, np.ndarray]:

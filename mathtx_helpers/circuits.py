@@ -31,13 +31,13 @@ VERSION = 1
 def answers(model: Decoder, tok: np.ndarray | torch.Tensor, hooks: Hooks | None = None) -> np.ndarray:
     """(B, n+2) teacher-forced argmax at the answer positions: sign, A(n) .. A0 (token order)."""
     tok = torch.as_tensor(tok)
-    n = (tok.shape[1] - 4) // 3
+    n = addition.digits_of(tok.shape[1])
     return model(tok, hooks)[:, addition.answer_slice(n)].argmax(-1).numpy()
 
 
 def wrong_digits(pred: np.ndarray, tok: np.ndarray) -> np.ndarray:
     """(B, n+2) True where a predicted answer token differs from the true one (sign first, then A(n) .. A0)."""
-    n = (tok.shape[1] - 4) // 3
+    n = addition.digits_of(tok.shape[1])
     return pred != np.asarray(tok)[:, 2 * n + 2:]
 
 
@@ -73,24 +73,29 @@ def _impact(wrong: np.ndarray, n: int, min_share: float) -> str:
 # --------------------------------------------------------------------------------------------------
 
 
-def _position_patch(p: int, mean: torch.Tensor):
-    """x (B, T, C) -> x with position p replaced by mean[p]."""
+def _replace(index: tuple, value: torch.Tensor):
+    """A patch: x -> a copy of x with x[index] = value (e.g. index (slice(None), p, h): head h at position p)."""
     def patch(x):
         x = x.clone()
-        x[:, p] = mean[p]
+        x[index] = value
         return x
     return patch
+
+
+def _parse_node(node: str) -> tuple[int, int | None]:
+    """'L1H2' -> (1, 2); 'L0M' -> (0, None)."""
+    layer, _, head = node[1:].partition("H")
+    return (int(layer), int(head)) if head else (int(node[1:].removesuffix("M")), None)
 
 
 def position_ablation(model: Decoder, tok: np.ndarray, min_share: float = 0.01) -> pd.DataFrame:
     """Per token position: overwrite the residual stream there, after every block, with its mean over the
     questions; the share of questions answered wrongly and the answer digits that break."""
-    L, n = model.cfg.n_layers, (tok.shape[1] - 4) // 3
-    means = capture(model, tok, [f"L{l}.resid_post" for l in range(L)])
+    L, n = model.cfg.n_layers, addition.digits_of(tok.shape[1])
+    means = {k: v.mean(0) for k, v in capture(model, tok, [f"L{l}.resid_post" for l in range(L)]).items()}
     rows = []
     for p, name in enumerate(addition.position_names(n)):
-        hooks = Hooks(patch={f"L{l}.resid_post": _position_patch(p, means[f"L{l}.resid_post"].mean(0))
-                             for l in range(L)})
+        hooks = Hooks(patch={key: _replace((slice(None), p), mean[p]) for key, mean in means.items()})
         wrong = wrong_digits(answers(model, tok, hooks), tok)
         rows.append({"position": p, "token": name, "fail %": 100 * wrong.any(1).mean(),
                      "impact": _impact(wrong, n, min_share)})
@@ -105,28 +110,18 @@ def node_names(model: Decoder) -> list[str]:
 
 def _node_patch(node: str, p: int, mean: dict[str, torch.Tensor]) -> dict:
     """Patch that mean-ablates one node (a head's z, or the whole MLP's hidden layer) at position p."""
-    layer = int(node[1:node.index("H" if "H" in node else "M")])
-    if "H" in node:
-        h, key = int(node.split("H")[1]), f"L{layer}.attn.z"
-
-        def patch(x):
-            x = x.clone()
-            x[:, p, h] = mean[key][p, h]
-            return x
-    else:
+    layer, h = _parse_node(node)
+    if h is None:
         key = f"L{layer}.mlp.post"
-
-        def patch(x):
-            x = x.clone()
-            x[:, p] = mean[key][p]
-            return x
-    return {key: patch}
+        return {key: _replace((slice(None), p), mean[key][p])}
+    key = f"L{layer}.attn.z"
+    return {key: _replace((slice(None), p, h), mean[key][p, h])}
 
 
 def node_ablation(model: Decoder, tok: np.ndarray, positions: list[int], min_share: float = 0.01) -> pd.DataFrame:
     """For each position and node (every head, every MLP layer): mean-ablate the node there; the share of
     questions answered wrongly and the answer digits it breaks. Means are per layer and per position."""
-    L, n = model.cfg.n_layers, (tok.shape[1] - 4) // 3
+    L, n = model.cfg.n_layers, addition.digits_of(tok.shape[1])
     cache = capture(model, tok, [f"L{l}.attn.z" for l in range(L)] + [f"L{l}.mlp.post" for l in range(L)])
     mean = {k: v.mean(0) for k, v in cache.items()}
     names = addition.position_names(n)
@@ -147,13 +142,27 @@ def mean_attention(model: Decoder, tok: np.ndarray) -> np.ndarray:
     return np.stack([cache[f"L{l}.attn.pattern"].mean(0).numpy() for l in range(model.cfg.n_layers)])
 
 
+def pair_attention(att: np.ndarray, k: int, column: int) -> np.ndarray:
+    """(L, H) attention each head gives to the digit pair (D_column, D'_column) at the token before answer digit
+    Ak, from mean_attention's (L, H, T, T) array: the double staircase in numbers."""
+    n = addition.digits_of(att.shape[-1])
+    q = addition.answer_position(k, n) - 1
+    keys = [addition.digit_position(column, n), addition.digit_position(column, n, second=True)]
+    return att[:, :, q, keys].astype(np.float64).sum(-1)
+
+
 # --------------------------------------------------------------------------------------------------
 # Interchange interventions
 # --------------------------------------------------------------------------------------------------
 
 KINDS = ("SA", "SC", "ST")
-KIND_TEXT = {"SA": "base add (Dk + D'k) mod 10", "SC": "carry from column k-1",
-             "ST": "sum-9 tri-state of column k-1 passing an incoming carry"}
+
+
+def digits_tested(kind: str, n: int) -> range:
+    """The answer digits k a hypothesis is about: SA for A0..A(n-1), SC for A1..An, ST for A2..An."""
+    if kind not in KINDS:
+        raise ValueError(f"unknown hypothesis {kind!r}; valid: {', '.join(KINDS)}")
+    return range({"SA": 0, "SC": 1, "ST": 2}[kind], n if kind == "SA" else n + 1)
 
 
 def intervention_pairs(kind: str, k: int, size: int, n: int, rng: np.random.Generator):
@@ -169,12 +178,9 @@ def intervention_pairs(kind: str, k: int, size: int, n: int, rng: np.random.Gene
         the clean column sums to <= 7, the store one to 9 (or the reverse), so it passes the carry on only in the
         store question -> Ak moves by 1.
     """
-    if kind not in KINDS:
-        raise ValueError(f"unknown hypothesis {kind!r}; valid: {', '.join(KINDS)}")
-    lo = {"SA": 0, "SC": 1, "ST": 2}[kind]
-    hi = n - 1 if kind == "SA" else n
-    if not lo <= k <= hi:
-        raise ValueError(f"{kind} is tested for A{lo}..A{hi} of {n}-digit addition, not A{k}")
+    tested = digits_tested(kind, n)
+    if k not in tested:
+        raise ValueError(f"{kind} is tested for A{tested[0]}..A{tested[-1]} of {n}-digit addition, not A{k}")
     D, Dp = addition.sample(size, n, rng)
     flip = rng.random(size) < 0.5  # which of the two questions plays 'clean'
     if kind == "SA":  # the store question's column k: another base add, the same lower columns
@@ -233,16 +239,12 @@ def patch_nodes(model: Decoder, clean_tok: np.ndarray, store_tok: np.ndarray, no
 
 def _patched_answers(model: Decoder, clean_tok: np.ndarray, stored: dict[str, torch.Tensor], nodes: tuple[str, ...],
                      position: int) -> np.ndarray:
-    patch = {}
-    for l in sorted({int(node[1:node.index("H")]) for node in nodes}):
-        heads = [int(node.split("H")[1]) for node in nodes if int(node[1:node.index("H")]) == l]
-        src = stored[f"L{l}.attn.z"]
-
-        def fn(x, src=src, heads=heads):
-            x = x.clone()
-            x[:, position, heads] = src[:, position, heads]
-            return x
-        patch[f"L{l}.attn.z"] = fn
+    heads: dict[int, list[int]] = {}
+    for node in nodes:
+        layer, h = _parse_node(node)
+        heads.setdefault(layer, []).append(h)
+    patch = {f"L{l}.attn.z": _replace((slice(None), position, hs), stored[f"L{l}.attn.z"][:, position, hs])
+             for l, hs in heads.items()}
     return answers(model, clean_tok, Hooks(patch=patch))
 
 
@@ -266,6 +268,49 @@ class Test:
     weak: float  # share of pairs where Ak is as predicted (other digits may move)
 
 
+@dataclass
+class _Pairs:
+    """Intervention pairs of one hypothesis, ready to patch: the clean tokens, the store questions' head
+    outputs, and the answer tokens the hypothesis predicts."""
+
+    kind: str
+    k: int
+    p: int  # the token before Ak
+    col: int  # Ak's column in the (sign, A(n) .. A0) answer-token order
+    clean: np.ndarray
+    stored: dict[str, torch.Tensor]
+    want: np.ndarray
+
+
+def _prepare(model: Decoder, kind: str, k: int, size: int, rng: np.random.Generator) -> _Pairs | None:
+    """Draw the pairs and drop those whose clean or store question the model gets wrong unpatched (None if
+    no pair is left)."""
+    n = addition.digits_of(model.cfg.n_ctx)
+    clean, store_, expected = intervention_pairs(kind, k, size, n, rng)
+    ct, st = addition.tokens(*clean), addition.tokens(*store_)
+    ok = ~wrong_digits(answers(model, ct), ct).any(1) & ~wrong_digits(answers(model, st), st).any(1)
+    if not ok.any():
+        return None
+    ct, st = ct[ok], st[ok]
+    col = 1 + (n - k)
+    want = ct[:, 2 * n + 2:].copy()
+    want[:, col] = expected[ok]
+    stored = capture(model, st, [f"L{l}.attn.z" for l in range(model.cfg.n_layers)])
+    return _Pairs(kind, k, addition.answer_position(k, n) - 1, col, ct, stored, want)
+
+
+def _run(model: Decoder, pairs: _Pairs, nodes_to_try: list[tuple[str, ...]], positions: list[int]) -> list[Test]:
+    tests = []
+    for q in positions:
+        if q > pairs.p:
+            raise ValueError(f"a node at P{q} cannot influence A{pairs.k}, which is predicted at P{pairs.p}")
+        for nodes in nodes_to_try:
+            pred = _patched_answers(model, pairs.clean, pairs.stored, nodes, q)
+            tests.append(Test(pairs.kind, pairs.k, q, nodes, strong=float((pred == pairs.want).all(1).mean()),
+                              weak=float((pred[:, pairs.col] == pairs.want[:, pairs.col]).mean())))
+    return sorted(tests, key=lambda t: (-t.strong, len(t.nodes), t.nodes))
+
+
 def test_hypothesis(model: Decoder, kind: str, k: int, size: int, rng: np.random.Generator,
                     nodes_to_try: list[tuple[str, ...]] | None = None,
                     positions: list[int] | None = None) -> list[Test]:
@@ -273,27 +318,10 @@ def test_hypothesis(model: Decoder, kind: str, k: int, size: int, rng: np.random
     at each of `positions` (default: the token before Ak; a node at an earlier position may compute the feature
     for later ones to read); sorted best first. Pairs where the clean or store question is answered wrongly
     without intervention are dropped."""
-    n = (model.cfg.n_ctx - 4) // 3
-    clean, store_, expected = intervention_pairs(kind, k, size, n, rng)
-    ct, st = addition.tokens(*clean), addition.tokens(*store_)
-    ok = ~wrong_digits(answers(model, ct), ct).any(1) & ~wrong_digits(answers(model, st), st).any(1)
-    ct, st, expected = ct[ok], st[ok], expected[ok]
-    if len(ct) == 0:
+    pairs = _prepare(model, kind, k, size, rng)
+    if pairs is None:
         return []
-    p = addition.answer_position(k, n) - 1
-    col = 1 + (n - k)  # Ak's column in the (sign, A(n) .. A0) answer-token order
-    want = ct[:, 2 * n + 2:].copy()
-    want[:, col] = expected
-    stored = capture(model, st, [f"L{l}.attn.z" for l in range(model.cfg.n_layers)])
-    tests = []
-    for q in positions or [p]:
-        if q > p:
-            raise ValueError(f"a node at P{q} cannot influence A{k}, which is predicted at P{p}")
-        for nodes in nodes_to_try or candidates(model):
-            pred = _patched_answers(model, ct, stored, nodes, q)
-            tests.append(Test(kind, k, q, nodes, strong=float((pred == want).all(1).mean()),
-                              weak=float((pred[:, col] == expected).mean())))
-    return sorted(tests, key=lambda t: (-t.strong, len(t.nodes), t.nodes))
+    return _run(model, pairs, nodes_to_try or candidates(model), positions or [pairs.p])
 
 
 def hypotheses(model: Decoder, size: int, rng: np.random.Generator, threshold: float = 0.9,
@@ -303,22 +331,20 @@ def hypotheses(model: Decoder, size: int, rng: np.random.Generator, threshold: f
     (strong >= threshold). Nodes are searched at the token before Ak first; where none holds there, also at
     the `earlier` positions before it (e.g. the useful positions of a node ablation), as the authors' search
     looks at every useful position."""
-    n = (model.cfg.n_ctx - 4) // 3
+    n = addition.digits_of(model.cfg.n_ctx)
     rows = []
     for kind in KINDS:
-        lo, hi = {"SA": (0, n - 1), "SC": (1, n), "ST": (2, n)}[kind]
-        for k in range(lo, hi + 1):
+        for k in digits_tested(kind, n):
             p = addition.answer_position(k, n) - 1
-            seed = int(rng.integers(2**32))  # the same question pairs at every position searched
-            tests = test_hypothesis(model, kind, k, size, np.random.default_rng(seed))
+            pairs = _prepare(model, kind, k, size, np.random.default_rng(int(rng.integers(2**32))))
+            if pairs is None:  # no pair the model answers correctly: nothing to test
+                rows.append({"hypothesis": f"A{k}.{kind}", "kind": kind, "digit": k, "position": p, "node": "—",
+                             "strong %": np.nan, "weak %": np.nan, "holds": False})
+                continue
+            tests = _run(model, pairs, candidates(model), [p])
             more = [q for q in (earlier or []) if q < p]
             if more and not any(t.strong >= threshold for t in tests):
-                tests += test_hypothesis(model, kind, k, size, np.random.default_rng(seed), positions=more)
-            if not tests:  # no pair the model answers correctly: nothing to test
-                rows.append({"hypothesis": f"A{k}.{kind}", "kind": kind, "digit": k,
-                             "position": addition.answer_position(k, n) - 1, "node": "—", "strong %": np.nan,
-                             "weak %": np.nan, "holds": False})
-                continue
+                tests += _run(model, pairs, candidates(model), more)
             best = max(tests, key=lambda t: (t.strong >= threshold, -len(t.nodes) if t.strong >= threshold else 0,
                                              t.strong, t.position))
             rows.append({"hypothesis": f"A{k}.{kind}", "kind": kind, "digit": k, "position": best.position,
@@ -359,9 +385,9 @@ def head_pca(model: Decoder, node: str, position: int, column: int, size: int, r
     from sklearn.decomposition import PCA
     from sklearn.metrics import silhouette_score
 
-    n = (model.cfg.n_ctx - 4) // 3
+    n = addition.digits_of(model.cfg.n_ctx)
     D, Dp, label = tri_state_questions(column, size, n, rng)
-    layer, h = int(node[1:node.index("H")]), int(node.split("H")[1])
+    layer, h = _parse_node(node)
     out = capture(model, addition.tokens(D, Dp), [f"L{layer}.attn.result"])[f"L{layer}.attn.result"]
     X = out[:, position, h].numpy().astype(np.float64)  # (B, C)
     pca = PCA(n_components=min(6, X.shape[1]), random_state=0).fit(X)

@@ -89,9 +89,7 @@ def predict(cfg: RunConfig, spectrum: str | None = None, size: int = 10_000, see
     P, valid, tokens, logp = decode_problems(model, codec, probs, device, precision, batch=batch, beam=beam,
                                              progress=progress)
     df = predictions_table(probs, P, valid, tokens, logp, codec.tgt.eos)
-    with store.atomic_path(out) as tmp:
-        df.to_parquet(tmp, index=False)
-    return out
+    return store.write_parquet(out, df)
 
 
 def pick_snapshot(cfg: RunConfig, low: float = 0.5, high: float = 0.7, spectrum: str | None = None) -> int | None:

@@ -70,6 +70,13 @@ def write_text(path: os.PathLike | str, text: str) -> Path:
     return write_bytes(path, text.encode())
 
 
+def write_parquet(path: os.PathLike | str, df) -> Path:
+    """A DataFrame as parquet (no index), atomically."""
+    with atomic_path(path) as tmp:
+        df.to_parquet(tmp, index=False)
+    return Path(path)
+
+
 def sha256(path: os.PathLike | str) -> str:
     h = hashlib.sha256()
     with open(path, "rb") as f:

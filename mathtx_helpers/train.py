@@ -36,6 +36,16 @@ PRECISIONS = ("auto", "fp32", "bf16")
 RUNS_DIR = "runs"
 
 
+def config_json(cfg) -> str:
+    """A config dataclass as the config.json of its run folder."""
+    return json.dumps(dataclasses.asdict(cfg), sort_keys=True, indent=1)
+
+
+def config_key(cfg) -> str:
+    """The 10-hex-digit hash of a config dataclass that names its run folder."""
+    return hashlib.sha256(json.dumps(dataclasses.asdict(cfg), sort_keys=True).encode()).hexdigest()[:10]
+
+
 def check_fields(cls, d: dict) -> None:
     """A config read back from JSON: every key must be a field of the dataclass `cls`."""
     known = {f.name for f in dataclasses.fields(cls)}
@@ -104,11 +114,11 @@ class RunConfig:
         ModelConfig(1, 1, 1, 1, self.d_model, self.n_heads, self.enc_layers, self.dec_layers)
 
     def to_json(self) -> str:
-        return json.dumps(dataclasses.asdict(self), sort_keys=True, indent=1)
+        return config_json(self)
 
     @property
     def key(self) -> str:
-        return hashlib.sha256(json.dumps(dataclasses.asdict(self), sort_keys=True).encode()).hexdigest()[:10]
+        return config_key(self)
 
     @property
     def name(self) -> str:

@@ -236,3 +236,13 @@ def test_a_metrics_line_cut_by_a_kill_is_dropped_on_resume(data, one_thread):
     arith_train.train(cfg, progress=False)
     lines = arith_train.read_metrics(folder)
     assert [m["step"] for m in lines] == [5, 10, 15, 20, 25, 30]
+
+
+def test_pair_attention_reads_the_digit_pair_at_the_token_before_the_answer_digit():
+    att = np.zeros((2, 3, 19, 19))
+    q = addition.answer_position(2, N) - 1
+    att[1, 2, q, addition.digit_position(1, N)] = 0.3
+    att[1, 2, q, addition.digit_position(1, N, second=True)] = 0.5
+    att[0, 0, q + 1, addition.digit_position(1, N)] = 1.0  # another query: not counted
+    a = circuits.pair_attention(att, 2, 1)
+    assert a.shape == (2, 3) and a[1, 2] == pytest.approx(0.8) and a.sum() == pytest.approx(0.8)
