@@ -14,8 +14,11 @@ What it measures (sections, pick with --only a,b,c,d)
     d  Achieved GFLOP/s of a training step (config b and the first cpu-profile run) beside a plain
        2048x256 @ 256x1024 matmul in fp32 and in bf16 at the same thread count: how close to the machine's
        limit a step runs. Also which precision resolve_precision('auto', cpu) picks, and why.
-    Sections a and c run at the largest thread count of --threads (what a training run uses); b and d run at
+    g  Each run of the `gpu` profile (distinct shapes once), meant for --device cuda.
+    Sections a, c and g run at the largest thread count of --threads (what a training run uses); b and d run at
     every thread count. torch.set_num_threads sets the count; the numpy work (problem generation) is small.
+    --device cuda measures on the GPU (threads then only drive problem generation; peak memory is
+    torch.cuda.max_memory_allocated, and each timed step or pass waits for the GPU before the clock reads).
 
 Columns
     train ex/s    training examples per second over whole steps, as in train.train's loop: generate the
@@ -80,10 +83,9 @@ from mathtx_helpers.train import (
     training_step,
 )
 
-CPU = torch.device("cpu")
 LAWT_TRAIN, LAWT_EVAL = 78.0, 34.0  # examples/s of the original implementation, config b, one thread
 TARGET_TRAIN, TARGET_EVAL = 5.0, 10.0  # wanted ratios ours / LAWT
-SECTIONS = "abcd"
+SECTIONS = "abcdg"
 MATMUL_SHAPE = (2048, 256, 1024)  # (m, k, n), the shape resolve_precision probes
 
 COMMON = dict(n=5, spectrum="semicircle", input_encoding="FP15", output_encoding="P1000", upper=False)
@@ -117,7 +119,9 @@ class Row:
         return self.train_rate / self.batch * self.step_flop / 1e9
 
 
-def peak_rss_mib() -> float:
+def peak_rss_mib(device: torch.device) -> float:
+    if device.type == "cuda":
+        return torch.cuda.max_memory_allocated(device) / 2**20
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
 
 
@@ -147,6 +151,7 @@ def step_flop(cfg: RunConfig, codec: Codec, src_len: int, tgt_len: int) -> float
 class Bench:
     def __init__(self, args: argparse.Namespace, precision: str):
         self.args, self.precision = args, precision
+        self.device = torch.device(args.device)
         self.cache: dict[tuple[str, int], Row] = {}
 
     def measure(self, section: str, label: str, cfg: RunConfig, threads: int, offset: int,
@@ -157,10 +162,11 @@ class Bench:
             return self.cache[key]
         args = self.args
         torch.set_num_threads(threads)
-        rss0 = peak_rss_mib()
+        device = self.device
+        rss0 = peak_rss_mib(device)
         torch.manual_seed(args.seed)
         codec = Codec(cfg)
-        model = build_model(cfg, codec, CPU)
+        model = build_model(cfg, codec, device)
         if args.attention != "auto":
             model.set_attention(args.attention)
         opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay, fused=True)
@@ -170,7 +176,7 @@ class Bench:
 
         def train_step() -> None:
             model.train()
-            float(training_step(model, opt, codec, rng, CPU, precision))  # the training loop's own step
+            float(training_step(model, opt, codec, rng, device, precision))  # the loop's step; float() syncs
 
         for _ in range(args.warmup):
             train_step()
@@ -182,25 +188,34 @@ class Bench:
             problems = eval_problems(cfg, cfg.test_spectra[0], size=args.eval_size)
             with torch.no_grad():  # never stop early: decode the full target length, as a trained model does
                 model.head.bias[codec.tgt.eos] = -1e4
-            decode = lambda: decode_problems(model, codec, problems, CPU, precision)  # noqa: E731
-            warm = tasks.Problems(problems.task, problems.spectrum, problems.A[:64], problems.target[:64])
-            decode_problems(model, codec, warm, CPU, precision)  # untimed warm-up on the first 64 problems
+            decode = lambda: decode_problems(model, codec, problems, device, precision)  # noqa: E731
+            # untimed warm-up: on the first 64 problems; on CUDA on all of them, since its first pass at each new
+            # shape (batch x length) pays one-time kernel set-up that a training run pays once, not per evaluation
+            k = len(problems) if device.type == "cuda" else 64
+            warm = tasks.Problems(problems.task, problems.spectrum, problems.A[:k], problems.target[:k])
+            decode_problems(model, codec, warm, device, precision)
             passes, elapsed = repeat(decode, args.seconds)
             row.eval_rate, row.eval_passes = passes * len(problems) / elapsed, passes
-        row.rss_mib = peak_rss_mib()
+        row.rss_mib = peak_rss_mib(device)
         row.rss_delta_mib = row.rss_mib - rss0
         self.cache[key] = row
         return row
 
 
-def matmul_gflops(dtype: torch.dtype, threads: int, seconds: float, seed: int) -> float:
+def matmul_gflops(dtype: torch.dtype, threads: int, seconds: float, seed: int, device: torch.device) -> float:
     torch.set_num_threads(threads)
     m, k, n = MATMUL_SHAPE
     g = torch.Generator().manual_seed(seed)
-    a, b = torch.randn(m, k, generator=g).to(dtype), torch.randn(k, n, generator=g).to(dtype)
-    for _ in range(3):
+    a, b = (torch.randn(m, k, generator=g).to(device, dtype), torch.randn(k, n, generator=g).to(device, dtype))
+    sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
+
+    def product() -> None:
         a @ b
-    calls, elapsed = repeat(lambda: a @ b, seconds)
+        sync()
+
+    for _ in range(3):
+        product()
+    calls, elapsed = repeat(product, seconds)
     return calls * 2 * m * k * n / elapsed / 1e9
 
 
@@ -263,10 +278,10 @@ def cpu_flags() -> str:
 # --------------------------------------------------------------------------------------------------
 
 
-def cpu_profile_configs() -> list[tuple[str, RunConfig]]:
-    """The cpu profile's runs, one per distinct (model, sequence lengths, batch); label lists merged runs."""
+def profile_configs(profile: str = "cpu") -> list[tuple[str, RunConfig]]:
+    """A profile's runs, one per distinct (model, sequence lengths, batch); label lists merged runs."""
     groups: dict[tuple, list] = {}
-    for spec in profiles.get_profile("cpu").runs:
+    for spec in profiles.get_profile(profile).runs:
         cfg, codec = spec.config, Codec(spec.config)
         key = (cfg.d_model, cfg.n_heads, cfg.enc_layers, cfg.dec_layers, cfg.batch, codec.src.size, codec.tgt.size,
                codec.src_len, codec.tgt_len)
@@ -276,7 +291,7 @@ def cpu_profile_configs() -> list[tuple[str, RunConfig]]:
         names = [s.name for s in specs]
         label = names[0] if len(names) == 1 else f"{os.path.commonprefix(names).rstrip('-')}-* ({len(names)} runs)"
         c = specs[0].config
-        out.append((f"cpu {label} n{c.n} d{c.d_model} {c.enc_layers}+{c.dec_layers}", c))
+        out.append((f"{profile} {label} n{c.n} d{c.d_model} {c.enc_layers}+{c.dec_layers}", c))
     return out
 
 
@@ -313,7 +328,15 @@ def section_b(bench: Bench, thread_list: list[int]) -> None:
 def section_c(bench: Bench, threads: int) -> None:
     print("(c) the cpu profile's runs (identical shapes measured once), each at its own batch size")
     rows = [bench.measure("c", label, cfg, threads, offset=3 + i)
-            for i, (label, cfg) in enumerate(cpu_profile_configs())]
+            for i, (label, cfg) in enumerate(profile_configs("cpu"))]
+    print_rows(rows)
+    print()
+
+
+def section_g(bench: Bench, threads: int) -> None:
+    print("(g) the gpu profile's runs (identical shapes measured once), each at its own batch size")
+    rows = [bench.measure("g", label, cfg, threads, offset=20 + i)
+            for i, (label, cfg) in enumerate(profile_configs("gpu"))]
     print_rows(rows)
     print()
 
@@ -322,12 +345,12 @@ def section_d(bench: Bench, thread_list: list[int], auto_note: str) -> None:
     args = bench.args
     print("(d) achieved GFLOP/s of a training step vs a plain matmul "
           f"({MATMUL_SHAPE[0]}x{MATMUL_SHAPE[1]} @ {MATMUL_SHAPE[1]}x{MATMUL_SHAPE[2]}) at the same thread count")
-    label_c, cfg_c = cpu_profile_configs()[0]
+    label_c, cfg_c = profile_configs("cpu")[0]
     mm_seconds = max(0.5, args.seconds / 3)
     table = []
     for t in thread_list:
-        fp32 = matmul_gflops(torch.float32, t, mm_seconds, args.seed)
-        bf16 = matmul_gflops(torch.bfloat16, t, mm_seconds, args.seed)
+        fp32 = matmul_gflops(torch.float32, t, mm_seconds, args.seed, bench.device)
+        bf16 = matmul_gflops(torch.bfloat16, t, mm_seconds, args.seed, bench.device)
         for label, cfg, offset in (("b eigenvalues d128 4+1", CONFIG_B, 2), (label_c, cfg_c, 3)):
             r = bench.measure("d", label, cfg, t, offset=offset, evaluate=False)
             table.append([label, str(t), r.precision, f"{r.step_flop / 1e9:.2f}", f"{r.train_rate:,.1f}",
@@ -351,7 +374,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--threads", default=default_threads,
                         help=f"comma list of torch thread counts (default {default_threads}); sections b and d "
                              "run at each, a and c at the largest")
-    parser.add_argument("--only", default=",".join(SECTIONS), help="comma list of sections to run among a,b,c,d (all)")
+    parser.add_argument("--only", default=None,
+                        help="comma list of sections among a,b,c,d,g (default a,b,c,d on cpu, a,b,d,g on cuda)")
     parser.add_argument("--warmup", type=int, default=1, help="untimed training steps before timing (1)")
     parser.add_argument("--eval-size", type=int, default=256, help="problems per evaluation pass (256)")
     parser.add_argument("--precision", choices=("auto", "fp32", "bf16"), default="auto",
@@ -359,6 +383,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--attention", choices=ATTENTION_IMPLS, default="auto",
                         help="attention implementation (default auto: what build_model picks on CPU)")
     parser.add_argument("--seed", type=int, default=0, help="seed for weights and training problems (0)")
+    parser.add_argument("--device", default="cpu", help="cpu (default) or cuda, cuda:1 ...")
     args = parser.parse_args(argv)
     try:
         args.threads = sorted({int(t) for t in args.threads.split(",") if t.strip()})
@@ -366,6 +391,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         parser.error(f"--threads must be a comma list of integers, got {args.threads!r}")
     if not args.threads or min(args.threads) < 1:
         parser.error("--threads must list thread counts >= 1")
+    try:
+        device = torch.device(args.device)
+    except RuntimeError:
+        parser.error(f"--device must be cpu or cuda[:N], got {args.device!r}")
+    if device.type not in ("cpu", "cuda") or (device.type == "cuda" and not torch.cuda.is_available()):
+        parser.error(f"--device {args.device}: valid here: cpu" + (", cuda" if torch.cuda.is_available() else ""))
+    args.only = args.only or ("a,b,d,g" if device.type == "cuda" else "a,b,c,d")
     args.only = {s.strip() for s in args.only.split(",") if s.strip()}
     if not args.only or not args.only <= set(SECTIONS):
         parser.error(f"--only takes a comma list of {', '.join(SECTIONS)}")
@@ -380,8 +412,11 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     start = time.perf_counter()
     default_threads = torch.get_num_threads()
-    precision = resolve_precision(args.precision, CPU)
-    if args.precision == "auto":
+    device = torch.device(args.device)
+    precision = resolve_precision(args.precision, device)
+    if args.precision == "auto" and device.type == "cuda":
+        auto_note = f"resolve_precision('auto', {device.type}) -> {precision}: bf16 autocast on every CUDA device"
+    elif args.precision == "auto":
         auto_note = (f"resolve_precision('auto', cpu) -> {precision}: it picks bf16 autocast only when a bf16 "
                      f"{MATMUL_SHAPE[0]}x{MATMUL_SHAPE[1]} @ {MATMUL_SHAPE[1]}x{MATMUL_SHAPE[2]} matmul runs more "
                      f"than 1.2x faster than fp32 (0.15 s probe each, at torch's default {default_threads} "
@@ -392,7 +427,9 @@ def main(argv: list[str] | None = None) -> int:
           f"sections {','.join(sorted(args.only))}  seed {args.seed}")
     print(f"python {platform.python_version()}  torch {torch.__version__}  numpy {np.__version__}  "
           f"{platform.processor() or platform.machine()}  {cpu_flags()}")
-    print(f"precision {precision} ({args.precision})  attention {resolve_attention(args.attention, CPU)} "
+    if device.type == "cuda":
+        print(f"device {torch.cuda.get_device_name(device)}")
+    print(f"precision {precision} ({args.precision})  attention {resolve_attention(args.attention, device)} "
           f"({args.attention})")
     print(load_note("at start"))
     print()
@@ -405,6 +442,8 @@ def main(argv: list[str] | None = None) -> int:
         section_b(bench, args.threads)
     if "c" in args.only:
         section_c(bench, most)
+    if "g" in args.only:
+        section_g(bench, most)
     if "d" in args.only:
         section_d(bench, args.threads, auto_note)
     elif args.precision == "auto":

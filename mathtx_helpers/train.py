@@ -493,7 +493,8 @@ def train(cfg: RunConfig, device=None, checkpoint_seconds: float = 60.0, checkpo
                     f.write(json.dumps(line) + "\n")
                 if snapshots:
                     save_checkpoint(folder / "snapshots" / f"{examples}.pt", model.state_dict())
-                last_acc = acc[cfg.test_spectra[0]]["0.05"]
+                shown = cfg.spectrum if cfg.spectrum in acc else cfg.test_spectra[0]  # in-distribution if tested
+                last_acc = acc[shown]["0.05"]
             loss_sum, loss_count = 0.0, 0
             if ddp:
                 torch.distributed.barrier()
