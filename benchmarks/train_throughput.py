@@ -373,7 +373,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--seconds", type=float, default=3.0, help="minimum timed seconds per measurement (3)")
     parser.add_argument("--threads", default=default_threads,
                         help=f"comma list of torch thread counts (default {default_threads}); sections b and d "
-                             "run at each, a and c at the largest")
+                             "run at each, a, c and g at the largest")
     parser.add_argument("--only", default=None,
                         help="comma list of sections among a,b,c,d,g (default a,b,c,d on cpu, a,b,d,g on cuda)")
     parser.add_argument("--warmup", type=int, default=1, help="untimed training steps before timing (1)")
