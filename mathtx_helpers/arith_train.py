@@ -23,9 +23,6 @@ import dataclasses
 import hashlib
 import json
 import math
-import os
-import subprocess
-import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,7 +33,7 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from . import addition, store
+from . import addition, side_by_side, store
 from .decoder import Decoder, DecoderConfig
 from .train import (
     RUNS_DIR,
@@ -292,29 +289,14 @@ def train_parallel(configs: dict[str, AddConfig], progress: bool = True, poll: f
         return
     code = ("import json, sys; from mathtx_helpers import arith_train as t; "
             "t.train(t.AddConfig.from_dict(json.loads(sys.argv[1])), progress=False)")
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(store.ROOT)}
-    procs, logs = {}, {}
-    for name, cfg in todo.items():
-        run_dir(cfg).mkdir(parents=True, exist_ok=True)
-        logs[name] = run_dir(cfg) / "train.log"
-        with open(logs[name], "w") as log:
-            procs[name] = subprocess.Popen([sys.executable, "-c", code, json.dumps(dataclasses.asdict(cfg))],
-                                           env=env, cwd=store.ROOT, stdout=log, stderr=subprocess.STDOUT)
+    jobs = [side_by_side.Job(name, run_dir(cfg), code, (json.dumps(dataclasses.asdict(cfg)),))
+            for name, cfg in todo.items()]
 
     def steps_done() -> int:
         return sum((read_metrics(run_dir(c)) or [{"step": 0}])[-1]["step"] for c in todo.values())
 
-    bar = tqdm(total=sum(c.steps for c in todo.values()), initial=steps_done(), unit="step",
-               desc=" + ".join(todo), disable=bar_disabled(progress), dynamic_ncols=True)
-    while any(p.poll() is None for p in procs.values()):
-        time.sleep(poll)
-        bar.update(steps_done() - bar.n)
-    bar.update(steps_done() - bar.n)
-    bar.close()
-    failed = [f"{name} (exit {p.returncode}): ...{logs[name].read_text()[-600:]}"
-              for name, p in procs.items() if p.returncode != 0]
-    if failed:
-        raise RuntimeError("training failed: " + "; ".join(failed))
+    side_by_side.run(jobs, sum(c.steps for c in todo.values()), steps_done, "step", threads=1, progress=progress,
+                     poll=poll)
 
 
 # --------------------------------------------------------------------------------------------------

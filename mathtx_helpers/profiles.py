@@ -15,10 +15,10 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 
-from . import arith_train
+from . import arith_train, side_by_side, store
 from .arith_train import AddConfig
 from .predict import predict
-from .train import RunConfig, run_status, train
+from .train import RunConfig, read_metrics, run_dir, run_status, train
 
 PROFILE_ENV = "MATHTX_PROFILE"
 DEFAULT_PROFILE = "cpu"
@@ -170,19 +170,46 @@ def select_runs(profile: Profile, names: list[str] | None) -> list[RunSpec | Add
 
 
 def status_lines(profile: Profile) -> list[str]:
-    lines = [f"{spec.name:22s} {run_status(spec.config):8s} data/runs/{spec.config.name}" for spec in profile.runs]
-    return lines + [f"{spec.name:22s} {arith_train.run_status(spec.config):8s} data/runs/{spec.config.name}"
-                    for spec in profile.addition]
+    lines = [f"{spec.name:22s} {run_status(spec.config):8s} {store.relative(run_dir(spec.config))}"
+             for spec in profile.runs]
+    return lines + [f"{spec.name:22s} {arith_train.run_status(spec.config):8s} "
+                    f"{store.relative(arith_train.run_dir(spec.config))}" for spec in profile.addition]
 
 
-def train_runs(profile: Profile, specs: list[RunSpec | AddRunSpec], device=None) -> int:
+def train_runs(profile: Profile, specs: list[RunSpec | AddRunSpec], device=None, jobs: int = 1) -> int:
+    """Train (or resume) the runs; matrix runs one after another, or `jobs` at a time side by side."""
+    if jobs < 1:
+        raise ValueError(f"--jobs must be >= 1, got {jobs}")
     matrix = [s for s in specs if isinstance(s, RunSpec)]
-    for i, spec in enumerate(matrix, 1):
+    if jobs > 1:
+        train_side_by_side(matrix, device, jobs)
+    for i, spec in enumerate(matrix, 1):  # after train_side_by_side, every one of them is done: skipped
         train(spec.config, device=device, snapshots=spec.snapshots, desc=f"[{i}/{len(matrix)}] {spec.name}")
     adds = {s.name: s.config for s in specs if isinstance(s, AddRunSpec)}
     if adds:  # CPU only, one thread per run, side by side
         arith_train.train_parallel(adds)
     return 0
+
+
+def train_side_by_side(specs: list[RunSpec], device, jobs: int, progress: bool = True) -> None:
+    """Matrix runs `jobs` at a time, one process each, sharing the cores (each gets cores // jobs threads) or the
+    GPU. A run's bytes depend on its thread count: on CPU these differ from `jobs=1` (all cores in one run)."""
+    todo = [s for s in specs if run_status(s.config) != "done"]
+    if not todo:
+        return
+    code = ("import json, sys; from mathtx_helpers import train as t; "
+            "t.train(t.RunConfig.from_dict(json.loads(sys.argv[1])), device=sys.argv[2] or None, "
+            "snapshots=sys.argv[3] == '1', progress=False)")
+    runs = [side_by_side.Job(s.name, run_dir(s.config), code, (s.config.to_json(), str(device or ""),
+                                                                 "1" if s.snapshots else "0")) for s in todo]
+
+    def examples_done() -> int:
+        return sum(min(s.config.examples, (read_metrics(run_dir(s.config)) or [{"examples": 0}])[-1]["examples"])
+                   for s in todo)
+
+    threads = max(1, (os.cpu_count() or 1) // min(jobs, len(todo)))
+    side_by_side.run(runs, sum(s.config.examples for s in todo), examples_done, "ex", threads=threads, at_once=jobs,
+                     progress=progress)
 
 
 def predict_runs(profile: Profile, specs: list[RunSpec | AddRunSpec], device=None) -> int:

@@ -330,6 +330,46 @@ def test_torchrun_two_processes_gloo(tmp_path):
     assert all(math.isfinite(m["loss"]) and "semicircle" in m["acc"] for m in lines)
 
 
+# ------------------------------------------------------------------------------------------ side by side
+
+
+def test_runs_side_by_side_equal_the_same_runs_trained_alone(tmp_path, monkeypatch):
+    """Two runs in two processes at once (1 thread each) end bit-identical to each trained alone on 1 thread."""
+    side, alone = tmp_path / "side", tmp_path / "alone"
+    monkeypatch.setattr(store, "DATA", side)
+    monkeypatch.setenv(store.DATA_ENV, str(side))  # the children's data folder
+    monkeypatch.setattr(os, "cpu_count", lambda: 2)  # two jobs on two cores: one thread each, on any machine
+    cfgs = [RunConfig(**{**TINY, "seed": seed}) for seed in (1, 2)]
+    specs = [profiles.RunSpec(f"run{i}", cfg, "test", snapshots=i == 1) for i, cfg in enumerate(cfgs)]
+    profiles.train_side_by_side(specs, "cpu", jobs=2, progress=False)
+    monkeypatch.setattr(store, "DATA", alone)
+    for spec in specs:
+        train.train(spec.config, device="cpu", snapshots=spec.snapshots, progress=False)
+    for spec in specs:
+        a, b = (train.load_checkpoint(root / "runs" / spec.config.name / "checkpoint.pt") for root in (side, alone))
+        assert a["done"] and b["done"] and a["step"] == b["step"]
+        assert all(torch.equal(a["model"][k], b["model"][k]) for k in b["model"])
+        lines = [[{k: v for k, v in m.items() if k != "seconds"}  # wall time differs, nothing else may
+                  for m in train.read_metrics(root / "runs" / spec.config.name)] for root in (side, alone)]
+        assert lines[0] == lines[1] and len(lines[0]) == 3
+        snaps = sorted(p.name for p in (side / "runs" / spec.config.name / "snapshots").glob("*.pt"))
+        assert snaps == (["128.pt", "160.pt", "64.pt"] if spec.snapshots else [])
+
+
+def test_side_by_side_runs_every_job_and_names_the_one_that_failed(tmp_path, monkeypatch):
+    from mathtx_helpers import side_by_side
+
+    code = "import sys, time; time.sleep(0.2); open(sys.argv[1], 'w').write('ok'); sys.exit(int(sys.argv[2]))"
+    jobs = [side_by_side.Job(f"job{i}", tmp_path / f"job{i}", code, (str(tmp_path / f"out{i}"), str(3 * (i == 2))))
+            for i in range(4)]
+    with pytest.raises(RuntimeError, match=r"training failed: job2 \(exit 3\)") as e:
+        side_by_side.run(jobs, total=4, done=lambda: 0, unit="job", at_once=2, progress=False, poll=0.05)
+    assert "job0" not in str(e.value)
+    assert all((tmp_path / f"out{i}").read_text() == "ok" for i in range(4))  # the queue ran all four
+    with pytest.raises(ValueError, match="at_once"):
+        side_by_side.run(jobs, total=4, done=lambda: 0, unit="job", at_once=0)
+
+
 # ------------------------------------------------------------------------------------------ CLI
 
 
@@ -357,3 +397,10 @@ def test_cli_unknown_run_is_one_clear_line(tmp_path):
     naming = [line for line in r.stderr.splitlines() if all(n in line for n in names)]
     assert len(naming) == 1 and "'nope'" in naming[0], r.stderr
     assert not (tmp_path / "data").exists()  # nothing was trained
+
+
+def test_cli_bad_jobs_is_one_clear_line(tmp_path):
+    r = cli("train", "--profile", "smoke", "--jobs", "0", data=tmp_path / "data")
+    assert r.returncode == 2 and "Traceback" not in r.stderr
+    assert "--jobs must be >= 1, got 0" in r.stderr
+    assert not (tmp_path / "data").exists()
