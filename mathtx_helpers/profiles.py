@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from . import arith_train, side_by_side, store
 from .arith_train import AddConfig
 from .predict import predict
-from .train import RunConfig, read_metrics, run_dir, run_status, train
+from .train import Codec, RunConfig, read_metrics, run_dir, run_status, train
 
 PROFILE_ENV = "MATHTX_PROFILE"
 DEFAULT_PROFILE = "cpu"
@@ -191,10 +191,19 @@ def train_runs(profile: Profile, specs: list[RunSpec | AddRunSpec], device=None,
     return 0
 
 
+def training_cost(spec: RunSpec) -> float:
+    """A run's matmul work, up to a constant: examples x tokens per example x d_model^2 x layers (enough to order
+    runs; embeddings, attention and the output head are left out)."""
+    c = spec.config
+    codec = Codec(c)
+    return c.examples * (codec.src_len * c.enc_layers + codec.tgt_len * 2 * c.dec_layers) * c.d_model ** 2
+
+
 def train_side_by_side(specs: list[RunSpec], device, jobs: int, progress: bool = True) -> None:
     """Matrix runs `jobs` at a time, one process each, sharing the cores (each gets cores // jobs threads) or the
-    GPU. A run's bytes depend on its thread count: on CPU these differ from `jobs=1` (all cores in one run)."""
-    todo = [s for s in specs if run_status(s.config) != "done"]
+    GPU; the costliest start first, so that the long runs never wait for a free slot at the end. A run's bytes
+    depend on its thread count: on CPU these differ from `jobs=1` (all cores in one run)."""
+    todo = sorted((s for s in specs if run_status(s.config) != "done"), key=training_cost, reverse=True)
     if not todo:
         return
     code = ("import json, sys; from mathtx_helpers import train as t; "

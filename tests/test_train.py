@@ -356,6 +356,13 @@ def test_runs_side_by_side_equal_the_same_runs_trained_alone(tmp_path, monkeypat
         assert snaps == (["128.pt", "160.pt", "64.pt"] if spec.snapshots else [])
 
 
+def test_side_by_side_starts_the_costliest_runs_first():
+    order = [s.name for s in sorted(profiles.get_profile("gpu").runs, key=profiles.training_cost, reverse=True)]
+    assert order[:2] == ["eigenvectors", "inversion"]  # 40M examples each, against 10M for an eigenvalue run
+    cpu = {s.name: profiles.training_cost(s) for s in profiles.get_profile("cpu").runs}
+    assert max(cpu, key=cpu.get) == "eigenvectors" and cpu["eigenvalues-semicircle"] > cpu["eigenvalues-laplace"]
+
+
 def test_side_by_side_runs_every_job_and_names_the_one_that_failed(tmp_path, monkeypatch):
     from mathtx_helpers import side_by_side
 
