@@ -41,7 +41,7 @@ lint: $(STAMP) ## ruff on the package, tests, benchmarks and notebooks
 	$(VENV)/bin/ruff check .
 
 lab: $(STAMP) ## open JupyterLab on the notebooks with the project's kernel
-	$(VENV)/bin/jupyter lab --notebook-dir=notebooks
+	$(VENV)/bin/jupyter lab --notebook-dir=notebooks $(if $(filter 0,$(shell id -u)),--allow-root,)
 
 bench: $(STAMP) ## print throughput numbers (problem generation, addition training and scoring)
 	$(PY) benchmarks/generate.py

@@ -2,7 +2,7 @@
 
     python benchmarks/arith_throughput.py [--profile cpu] [--steps 40]
 
-The arithmetic runs train with one thread each, side by side (arith_train.train_parallel): results then do not
+The arithmetic runs train with one thread each, side by side (jobs.train_runs): results then do not
 depend on the machine's core count. On an idle 2-core machine (2026-11-23) the 2-layer model took 84 ms per step on
 one thread and 49 ms on two, the 1-layer one 45 and 24 ms: two runs side by side on one thread each take about the
 same wall time as one after the other on two threads. This script re-measures it on your machine. Prints numbers,
@@ -17,11 +17,13 @@ import time
 import numpy as np
 import torch
 
-from mathtx_helpers import addition, arith_train
+from mathtx_helpers.arith import addition
+from mathtx_helpers.arith import train as arith_train
+from mathtx_helpers.arith.config import AddConfig
 from mathtx_helpers.profiles import PROFILES
 
 
-def step_time(cfg: arith_train.AddConfig, threads: int, steps: int) -> float:
+def step_time(cfg: AddConfig, threads: int, steps: int) -> float:
     torch.set_num_threads(threads)
     model = arith_train.build(cfg)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, betas=(0.9, 0.98), weight_decay=cfg.weight_decay,

@@ -40,8 +40,8 @@ from collections.abc import Callable
 
 import numpy as np
 
-from mathtx_helpers import tasks
-from mathtx_helpers.encoding import Vocabulary, vocabulary
+from mathtx_helpers.matrix import tasks
+from mathtx_helpers.matrix.encoding import Vocabulary, vocabulary
 
 N = 5
 INPUT_ENCODING, OUTPUT_ENCODING = "FP15", "P1000"

@@ -24,7 +24,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from mathtx_helpers.train import RunConfig  # noqa: E402
+from mathtx_helpers.matrix.config import RunConfig  # noqa: E402
 
 # The cpu profile's base as of the sweep (n=3, FP15 upper triangle -> P1000, d128, 4 heads, 2+1 layers).
 BASE = dict(n=3, d_model=128, n_heads=4, enc_layers=2, dec_layers=1, batch=256, lr=5e-4, warmup=300,
@@ -86,7 +86,7 @@ CANDIDATES: dict[str, dict] = {
 
 WORKER = """
 import json, sys
-from mathtx_helpers.train import RunConfig, train
+from mathtx_helpers.matrix.train import RunConfig, train
 train(RunConfig.from_dict(json.loads(sys.argv[1])), progress=False, checkpoint_seconds=1e9)
 """
 

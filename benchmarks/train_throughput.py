@@ -71,9 +71,10 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from mathtx_helpers import profiles, tasks
-from mathtx_helpers.model import ATTENTION_IMPLS, resolve_attention
-from mathtx_helpers.train import (
+from mathtx_helpers import profiles
+from mathtx_helpers.matrix import tasks
+from mathtx_helpers.matrix.model import ATTENTION_IMPLS, resolve_attention
+from mathtx_helpers.matrix.train import (
     Codec,
     RunConfig,
     build_model,
@@ -86,11 +87,13 @@ from mathtx_helpers.train import (
 LAWT_TRAIN, LAWT_EVAL = 78.0, 34.0  # examples/s of the original implementation, config b, one thread
 TARGET_TRAIN, TARGET_EVAL = 5.0, 10.0  # wanted ratios ours / LAWT
 SECTIONS = "abcdg"
-MATMUL_SHAPE = (2048, 256, 1024)  # (m, k, n), the shape resolve_precision probes
+MATMUL_SHAPE = (2048, 256, 1024)  # (m, k, n), the plain matmul whose bf16/fp32 rates section a prints
 
 COMMON = dict(n=5, spectrum="semicircle", input_encoding="FP15", output_encoding="P1000", upper=False)
-CONFIG_A = RunConfig(task="eigenvectors", d_model=512, n_heads=8, enc_layers=6, dec_layers=1, batch=64, **COMMON)
-CONFIG_B = RunConfig(task="eigenvalues", d_model=128, n_heads=8, enc_layers=4, dec_layers=1, batch=64, **COMMON)
+CONFIG_A = RunConfig.from_dict(dict(task="eigenvectors", d_model=512, n_heads=8, enc_layers=6, dec_layers=1, batch=64,
+                                   **COMMON))
+CONFIG_B = RunConfig.from_dict(dict(task="eigenvalues", d_model=128, n_heads=8, enc_layers=4, dec_layers=1, batch=64,
+                                   **COMMON))
 
 
 # --------------------------------------------------------------------------------------------------
@@ -411,16 +414,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     start = time.perf_counter()
-    default_threads = torch.get_num_threads()
     device = torch.device(args.device)
     precision = resolve_precision(args.precision, device)
     if args.precision == "auto" and device.type == "cuda":
         auto_note = f"resolve_precision('auto', {device.type}) -> {precision}: bf16 autocast on every CUDA device"
     elif args.precision == "auto":
-        auto_note = (f"resolve_precision('auto', cpu) -> {precision}: it picks bf16 autocast only when a bf16 "
-                     f"{MATMUL_SHAPE[0]}x{MATMUL_SHAPE[1]} @ {MATMUL_SHAPE[1]}x{MATMUL_SHAPE[2]} matmul runs more "
-                     f"than 1.2x faster than fp32 (0.15 s probe each, at torch's default {default_threads} "
-                     f"threads); CPU: {cpu_flags()} (bf16 is fast only with AMX; see bf16/fp32 above)")
+        auto_note = (f"resolve_precision('auto', cpu) -> {precision}: a rule on the CPU's features, bf16 autocast "
+                     f"only with AMX (core/devices.py); CPU: {cpu_flags()} (see bf16/fp32 above for this machine)")
     else:
         auto_note = f"precision forced to {precision} by --precision"
     print(f"train_throughput.py  seconds>={args.seconds:g}  warm-up {args.warmup} steps  threads {args.threads}  "

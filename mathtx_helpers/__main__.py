@@ -4,7 +4,7 @@
     python -m mathtx_helpers profiles [--profile P]                  list profiles and their runs' status
     python -m mathtx_helpers train    [--profile P] [--run NAME ...] train (or resume) a profile's runs
     python -m mathtx_helpers predict  [--profile P] [--run NAME ...] predict their test sets
-    python -m mathtx_helpers results  [--check]                      README's claims table from figures/
+    python -m mathtx_helpers results  [--check]                      README's and docs/claims.md's tables
 
 train also runs under torchrun: `torchrun --nproc_per_node=2 -m mathtx_helpers train --run NAME`.
 """
@@ -62,17 +62,10 @@ def main(argv: list[str] | None = None) -> int:
 
             return runner.run(args.profile, args.only)
         if args.command == "results":
-            from . import results, store
+            from . import runner
 
-            text = (store.ROOT / "README.md").read_text()
-            if args.check:
-                ok = results.render() in text
-                print("README's results table matches figures/*_claims.csv" if ok else
-                      "README's results table is out of date: run `python -m mathtx_helpers results`")
-                return 0 if ok else 1
-            print("README.md updated" if results.update_readme() else "README.md already up to date")
-            return 0
-        from . import profiles
+            return runner.results(check=args.check)
+        from . import jobs, profiles
 
         prof = profiles.get_profile(args.profile)
         if args.command == "profiles":
@@ -80,16 +73,16 @@ def main(argv: list[str] | None = None) -> int:
             for name in names:
                 p = PROFILES[name]
                 print(f"{p.name:6s} {p.description}  (figures -> {p.figures}/)")
-                for line in profiles.status_lines(p):
+                for line in jobs.status_lines(p):
                     print("   " + line)
             return 0
-        specs = profiles.select_runs(prof, args.run)
+        specs = jobs.select_runs(prof, args.run)
         if args.command == "train":
-            return profiles.train_runs(prof, specs, device=args.device, jobs=args.jobs)
-        return profiles.predict_runs(prof, specs, device=args.device)
+            return jobs.train_runs(prof, specs, device=args.device, jobs=args.jobs)
+        return jobs.predict_runs(prof, specs, device=args.device)
     except ValueError as e:
         parser.error(str(e))
-    except RuntimeError as e:  # a run that failed in its own process: its name and the end of its log
+    except RuntimeError as e:  # a run that failed in its own process, or one another process is training
         print(f"{parser.prog}: {e}", file=sys.stderr)
         return 1
     return 0

@@ -75,3 +75,22 @@ G_SHARES = {
     "G3": 79.4,  # <= 3,192/4,020 not orthogonal (adjacent abs-cosine >= 0.05)
     "G8": 0.012,  # eigenvalue or norm error >= 25 %: 2 and 4 of 50,000 predictions, so at most 6 (0.012 %)
 }
+
+# The claims README shows (the ids of figures/*_claims.csv): the compact headline table, in this order, and the
+# claims behind each result's two-line verdict (section key -> ids; README has a verdict block per key).
+HEADLINE_CLAIMS: tuple[str, ...] = (
+    "G1", "G2", "G3", "G8",  # result 1: failures are roughly right
+    "G4 fpr", "G4 fnr", "G5 ratio", "predict eigenvectors all",  # result 2: failures are predictable
+    "G6a semicircle", "G6b laplace", "G7 50%",  # result 3: the training distribution matters
+    "A1", "A4", "A5",  # addition: 2-layer exact, 1-layer fails on cascades
+    "B3", "B4", "B6",  # addition circuits
+)
+RESULT_CLAIMS: dict[str, tuple[str, ...]] = {
+    "result1": ("G1", "G1b", "G2", "G2b", "G3", "G8", "eigenvalues near-miss", "inversion near-miss"),
+    "result2": ("G4 fpr", "G4 fnr", "G4 max", "G5 ratio", "G5 tail", "predict eigenvectors problem",
+                "predict eigenvectors solution", "predict eigenvectors all"),
+    "result3": ("G6a semicircle", "G6a positive", "G6b laplace", "G6b positive", "G7 50%", "G7 80%",
+                "in-distribution semicircle", "in-distribution laplace"),
+    "arithmetic": ("A1", "A2", "A3", "A4", "A5", "A6"),
+    "circuits": ("B1", "B2", "B3", "B4", "B5", "B6", "B7", "B8", "B9"),
+}

@@ -7,7 +7,9 @@
 
 The notebooks' `profile` parameter defaults to the environment variable MATHTX_PROFILE, else `cpu`.
 Each profile names its training runs (RunSpec): the eigenvalue models of the seven training spectra (the
-semicircle one is also the main eigenvalue model), an eigen-decomposition model and an inversion model.
+semicircle one is also the main eigenvalue model), an eigen-decomposition model and an inversion model, and
+its addition runs (AddRunSpec). This module is the registry only: it imports no torch and acts on nothing
+(jobs.py trains, predicts and reports the runs).
 """
 
 from __future__ import annotations
@@ -15,10 +17,11 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 
-from . import arith_train, side_by_side, store
-from .arith_train import AddConfig
-from .predict import predict
-from .train import Codec, RunConfig, read_metrics, run_dir, run_status, train
+from .arith.config import AddConfig
+from .matrix.config import RunConfig
+from .matrix.spectra import SPECTRA
+
+__all__ = ["DEFAULT_PROFILE", "PROFILES", "PROFILE_ENV", "SPECTRA", "AddRunSpec", "Profile", "RunSpec", "get_profile"]
 
 PROFILE_ENV = "MATHTX_PROFILE"
 DEFAULT_PROFILE = "cpu"
@@ -65,9 +68,6 @@ class Profile:
         raise ValueError(f"profile {self.name} has no run {name!r}; runs: {names}")
 
 
-SPECTRA = ("semicircle", "uniform", "gaussian", "laplace", "positive", "positive2", "marcenko")
-
-
 def _runs(base: dict, eigenvalues: dict, eigenvectors: dict, inversion: dict, test_size: int,
           main_eigenvalues: dict | None = None) -> tuple[RunSpec, ...]:
     """The standard run list: seven eigenvalue runs (each tested on all seven spectra), eigenvectors, inversion.
@@ -75,22 +75,22 @@ def _runs(base: dict, eigenvalues: dict, eigenvectors: dict, inversion: dict, te
     runs = []
     for spectrum in SPECTRA:
         extra = (main_eigenvalues or {}) if spectrum == "semicircle" else {}
-        cfg = RunConfig(**{**base, **eigenvalues, **extra, "task": "eigenvalues", "spectrum": spectrum,
-                           "test_spectra": SPECTRA})
+        cfg = RunConfig.from_dict({**base, **eigenvalues, **extra, "task": "eigenvalues", "spectrum": spectrum,
+                                   "test_spectra": SPECTRA})
         purpose = "eigenvalues (notebooks 03-05)" if spectrum == "semicircle" else "out-of-distribution (05)"
         runs.append(RunSpec(f"eigenvalues-{spectrum}", cfg, purpose, test_size=test_size))
-    runs.append(RunSpec("eigenvectors", RunConfig(**{**base, **eigenvectors, "task": "eigenvectors"}),
+    runs.append(RunSpec("eigenvectors", RunConfig.from_dict({**base, **eigenvectors, "task": "eigenvectors"}),
                         "failure analysis and prediction (03, 04)", snapshots=True, test_size=test_size))
-    runs.append(RunSpec("inversion", RunConfig(**{**base, **inversion, "task": "inversion", "upper": False}),
+    runs.append(RunSpec("inversion", RunConfig.from_dict({**base, **inversion, "task": "inversion", "upper": False}),
                         "inversion failures vs cond(A) (03, 04)", test_size=test_size))
     return tuple(runs)
 
 
 def _addition(**changes) -> tuple[AddRunSpec, ...]:
     """The accurate 2-layer x 3-head model and Paper 1's 1-layer contrast, on the same data and budget."""
-    two = AddConfig(**changes)
+    two = AddConfig.from_dict(changes)
     return (AddRunSpec("addition-2layer", two, "accurate addition, its failures and circuits (06, 07)"),
-            AddRunSpec("addition-1layer", AddConfig(**{**changes, "n_layers": 1}),
+            AddRunSpec("addition-1layer", AddConfig.from_dict({**changes, "n_layers": 1}),
                        "Paper 1's contrast: fails on carry cascades (06, 07)"))
 
 
@@ -158,82 +158,3 @@ def get_profile(name: str | None = None) -> Profile:
     if name not in PROFILES:
         raise ValueError(f"unknown profile {name!r}; valid profiles: {', '.join(PROFILES)}")
     return PROFILES[name]
-
-
-# --------------------------------------------------------------------------------------------------
-# Acting on a profile's runs (the CLI and notebook 02)
-# --------------------------------------------------------------------------------------------------
-
-
-def select_runs(profile: Profile, names: list[str] | None) -> list[RunSpec | AddRunSpec]:
-    return [profile.run(n) for n in names] if names else list(profile.runs + profile.addition)
-
-
-def status_lines(profile: Profile) -> list[str]:
-    lines = [f"{spec.name:22s} {run_status(spec.config):8s} {store.relative(run_dir(spec.config))}"
-             for spec in profile.runs]
-    return lines + [f"{spec.name:22s} {arith_train.run_status(spec.config):8s} "
-                    f"{store.relative(arith_train.run_dir(spec.config))}" for spec in profile.addition]
-
-
-def train_runs(profile: Profile, specs: list[RunSpec | AddRunSpec], device=None, jobs: int = 1) -> int:
-    """Train (or resume) the runs; matrix runs one after another, or `jobs` at a time side by side."""
-    if jobs < 1:
-        raise ValueError(f"--jobs must be >= 1, got {jobs}")
-    matrix = [s for s in specs if isinstance(s, RunSpec)]
-    if jobs > 1:
-        train_side_by_side(matrix, device, jobs)
-    for i, spec in enumerate(matrix, 1):  # after train_side_by_side, every one of them is done: skipped
-        train(spec.config, device=device, snapshots=spec.snapshots, desc=f"[{i}/{len(matrix)}] {spec.name}")
-    adds = {s.name: s.config for s in specs if isinstance(s, AddRunSpec)}
-    if adds:  # CPU only, one thread per run, side by side
-        arith_train.train_parallel(adds)
-    return 0
-
-
-def training_cost(spec: RunSpec) -> float:
-    """A run's matmul work, up to a constant: examples x tokens per example x d_model^2 x layers (enough to order
-    runs; embeddings, attention and the output head are left out)."""
-    c = spec.config
-    codec = Codec(c)
-    return c.examples * (codec.src_len * c.enc_layers + codec.tgt_len * 2 * c.dec_layers) * c.d_model ** 2
-
-
-def train_side_by_side(specs: list[RunSpec], device, jobs: int, progress: bool = True) -> None:
-    """Matrix runs `jobs` at a time, one process each, sharing the cores (each gets cores // jobs threads) or the
-    GPU; the costliest start first, so that the long runs never wait for a free slot at the end. A run's bytes
-    depend on its thread count: on CPU these differ from `jobs=1` (all cores in one run)."""
-    todo = sorted((s for s in specs if run_status(s.config) != "done"), key=training_cost, reverse=True)
-    if not todo:
-        return
-    code = ("import json, sys; from mathtx_helpers import train as t; "
-            "t.train(t.RunConfig.from_dict(json.loads(sys.argv[1])), device=sys.argv[2] or None, "
-            "snapshots=sys.argv[3] == '1', progress=False)")
-    runs = [side_by_side.Job(s.name, run_dir(s.config), code, (s.config.to_json(), str(device or ""),
-                                                                 "1" if s.snapshots else "0")) for s in todo]
-
-    def examples_done() -> int:
-        return sum(min(s.config.examples, (read_metrics(run_dir(s.config)) or [{"examples": 0}])[-1]["examples"])
-                   for s in todo)
-
-    threads = max(1, (os.cpu_count() or 1) // min(jobs, len(todo)))
-    side_by_side.run(runs, sum(s.config.examples for s in todo), examples_done, "ex", threads=threads, at_once=jobs,
-                     progress=progress)
-
-
-def predict_runs(profile: Profile, specs: list[RunSpec | AddRunSpec], device=None) -> int:
-    for spec in specs:
-        if isinstance(spec, AddRunSpec):
-            if arith_train.run_status(spec.config) != "done":
-                raise ValueError(f"run {spec.name} of profile {profile.name} is not trained yet: "
-                                 f"python -m mathtx_helpers train --profile {profile.name} --run {spec.name}")
-            for name, size in arith_train.test_sizes(profile.addition_tests).items():
-                df = arith_train.predictions(spec.config, name, size)
-                print(f"{spec.name} {name}: {int((~df.correct).sum()):,} errors in {len(df):,}")
-            continue
-        if run_status(spec.config) != "done":
-            raise ValueError(f"run {spec.name} of profile {profile.name} is not trained yet: "
-                             f"python -m mathtx_helpers train --profile {profile.name} --run {spec.name}")
-        for spectrum in spec.config.test_spectra:
-            print(predict(spec.config, spectrum, size=spec.test_size, device=device))
-    return 0

@@ -19,7 +19,7 @@ import sys
 import time
 from pathlib import Path
 
-from . import store
+from .core import store
 from .profiles import DEFAULT_PROFILE, PROFILE_ENV, get_profile
 
 
@@ -96,8 +96,36 @@ def run(profile: str | None = None, only: list[str] | None = None) -> int:
     total = sum(t for _, t in timings)
     print(f"[{prof.name}] {len(timings)} notebooks in {total:.0f} s", flush=True)
     if prof.name == DEFAULT_PROFILE and (store.ROOT / "README.md").exists():
-        from . import results
+        for path in _claim_tables(update=True):
+            print(f"{store.relative(path)}: claims tables regenerated from figures/*_claims.csv", flush=True)
+    return 0
 
-        if results.update_readme():
-            print("README.md: 'Results at a glance' regenerated from figures/*_claims.csv", flush=True)
+
+README = store.ROOT / "README.md"
+DOCS_CLAIMS = store.ROOT / "docs" / "claims.md"
+
+
+def _claim_tables(update: bool) -> list[Path]:
+    """README's headline table and verdicts, and docs/claims.md's full table, from figures/*_claims.csv:
+    rewritten (update) or only checked (the files that are out of date)."""
+    from . import paper
+    from .core import claims
+
+    act = claims.update if update else claims.stale
+    return act(README, DOCS_CLAIMS, store.FIGURES, paper.HEADLINE_CLAIMS, paper.RESULT_CLAIMS)
+
+
+def results(check: bool = False) -> int:
+    """`python -m mathtx_helpers results [--check]`."""
+    if check:
+        stale = _claim_tables(update=False)
+        for path in stale:
+            print(f"{store.relative(path)} is out of date with figures/*_claims.csv: run "
+                  "`python -m mathtx_helpers results`")
+        if not stale:
+            print("README.md and docs/claims.md match figures/*_claims.csv")
+        return 1 if stale else 0
+    changed = _claim_tables(update=True)
+    print("\n".join(f"{store.relative(p)} updated" for p in changed)
+          or "README.md and docs/claims.md already up to date")
     return 0

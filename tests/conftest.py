@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from mathtx_helpers import store
+from mathtx_helpers.core import store
 
 
 @pytest.fixture(scope="module")

@@ -1,0 +1,193 @@
+"""Training and scoring the addition models: the loop (exact resume), teacher-forced scoring.
+
+A run is a frozen AddConfig; its hash names its folder, data/runs/addition-d<n>-l<L>-h<H>-<hash>/:
+    config.json      what was asked
+    checkpoint.pt    model + optimizer + data RNG state + step, written atomically
+    metrics.jsonl    every `log_every` steps: mean loss per answer token since the last line (the per-digit loss
+                     curves); every `eval_every` steps also exact-match accuracy on fixed uniform and enriched sets
+(predict.py adds predictions/ and analyses/.)
+
+The recipe is ARITHMETIC.md §E3: a fresh batch every step (60 % of batches enriched with sum-9 pairs), loss on
+the answer tokens only, AdamW (betas 0.9, 0.98, weight decay 0.1), linear warm-up from 1 % over the first 20 %
+of the steps, then cosine to 0. Accuracy is teacher-forced exact match over all answer tokens (for exact match
+this equals greedy decoding). Each run trains on one thread, whatever the machine: the same seed then gives the
+same bytes on any CPU count. Two runs train side by side in separate processes (jobs.py), which on 2 cores
+takes about the same wall time as running them one after the other on two threads (2-layer model, idle 2-core
+machine: 84 ms per step on one thread, 49 ms on two; benchmarks/arith_throughput.py).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from tqdm import tqdm
+
+from ..core import runs, schedule
+from ..core.runs import bar_disabled, load_checkpoint
+from . import addition
+from .config import AddConfig
+from .decoder import Decoder
+
+
+def run_dir(cfg: AddConfig) -> Path:
+    return runs.run_dir(cfg.name)  # the matrix runs' store
+
+
+def learning_rate(cfg: AddConfig, step: int) -> float:
+    """Linear warm-up from 1 % to 100 % of lr over warmup_frac of the steps, then cosine annealing to 0."""
+    warm = int(cfg.warmup_frac * cfg.steps)
+    if step < warm:
+        return cfg.lr * (0.01 + 0.99 * step / warm)
+    return schedule.cosine(step, warm, cfg.steps, cfg.lr)
+
+
+# --------------------------------------------------------------------------------------------------
+# Scoring
+# --------------------------------------------------------------------------------------------------
+
+
+def answer_logits(model: Decoder, tok: torch.Tensor, n: int) -> torch.Tensor:
+    """(B, n+2, V) logits at the positions that predict the sign and the n+1 answer digits."""
+    return model(tok)[:, addition.answer_slice(n)]
+
+
+def loss_per_token(logits: torch.Tensor, tok: torch.Tensor, n: int) -> torch.Tensor:
+    """(n+2,) mean negative log-likelihood of each answer token (sign, A(n) .. A0) over the batch."""
+    target = tok[:, 2 * n + 2:]  # (B, n+2)
+    logp = F.log_softmax(logits.double(), -1).gather(-1, target[..., None])[..., 0]  # float64 as the papers
+    return -logp.mean(0)
+
+
+@torch.no_grad()
+def score(model: Decoder, D: np.ndarray, Dp: np.ndarray, batch: int = 8192) -> dict[str, np.ndarray]:
+    """Teacher-forced predictions for questions (D, Dp): per-question exact match, which answer digits are wrong
+    (B, n+1) with column k = Ak, the sign's correctness, and the model's confidence: the smallest log-probability
+    it gives one of its own predicted tokens (read with the true answer prefix as input, so equal to greedy
+    decoding's up to the first wrong token)."""
+    model.eval()
+    n = D.shape[1]
+    pred, lp_min = [], []
+    for i in range(0, len(D), batch):
+        tok = torch.from_numpy(addition.tokens(D[i:i + batch], Dp[i:i + batch]))
+        logits = answer_logits(model, tok, n).float()  # (b, n+2, V)
+        pred.append(logits.argmax(-1).numpy())
+        logp = F.log_softmax(logits, -1).max(-1).values  # log-probability of each predicted token (b, n+2)
+        lp_min.append(logp.min(1).values.numpy())
+    P = np.concatenate(pred)  # (B, n+2): sign, A(n) .. A0
+    A = addition.answer_digits(D, Dp)
+    A_hat = P[:, 1:][:, ::-1]  # column k = Ak
+    wrong = A_hat != A
+    sign_ok = P[:, 0] == addition.PLUS
+    return {"wrong_digits": wrong, "sign_ok": sign_ok, "correct": ~wrong.any(1) & sign_ok,
+            "confidence": np.concatenate(lp_min)}
+
+
+def eval_sets(cfg: AddConfig) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """The fixed sets checked during training (their own seeds: they never touch the training stream)."""
+    rng = np.random.default_rng([cfg.seed, 7919])
+    return {"uniform": addition.sample(cfg.eval_size, cfg.n_digits, rng),
+            "enriched": addition.sample(cfg.eval_size, cfg.n_digits, rng, cfg.enrich_pairs)}
+
+
+# --------------------------------------------------------------------------------------------------
+# Training
+# --------------------------------------------------------------------------------------------------
+
+
+def build(cfg: AddConfig) -> Decoder:
+    torch.manual_seed(cfg.seed)
+    return Decoder(cfg.model)
+
+
+def run_status(cfg: AddConfig) -> str:
+    """'done', 'partial' (a checkpoint to resume from), 'missing', or 'corrupt'."""
+    return runs.checkpoint_status(run_dir(cfg))
+
+
+def load(cfg: AddConfig) -> Decoder:
+    """The trained model of a finished run (evaluation mode, on the CPU)."""
+    path = run_dir(cfg) / "checkpoint.pt"
+    if run_status(cfg) != "done":
+        raise ValueError(f"run {cfg.name} is not trained (status {run_status(cfg)}): train it first")
+    model = build(cfg)
+    model.load_state_dict(load_checkpoint(path)["model"])
+    return model.eval()
+
+
+def train(cfg: AddConfig, checkpoint_seconds: float = 60.0, stop_after: int | None = None, progress: bool = True,
+          desc: str | None = None, threads: int | None = 1) -> Path:
+    """Train (or resume, or skip if finished) the run of `cfg`; return its folder. `stop_after` ends the
+    process's work after that many steps in total, leaving a checkpoint to resume from (for tests).
+    threads: torch threads for this process (None leaves the setting alone). Another process training the
+    same run makes this stop at once with one line naming it (runs.RunBusy)."""
+    cfg.validate()
+    if threads is not None:
+        torch.set_num_threads(threads)
+    folder = run_dir(cfg)
+    with runs.Training(folder, cfg.to_json(), key="step", checkpoint_seconds=checkpoint_seconds) as run:
+        if not run.finished:
+            _train(cfg, run, stop_after, progress, desc)
+    return folder
+
+
+def _train(cfg: AddConfig, run: runs.Training, stop_after: int | None, progress: bool, desc: str | None) -> None:
+    model = build(cfg)
+    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, betas=(0.9, 0.98), weight_decay=cfg.weight_decay,
+                            fused=True)
+    rng = np.random.default_rng(cfg.seed)
+    step, loss_sum, loss_count = 0, np.zeros(cfg.n_digits + 2), 0
+    if (state := run.state) is not None:
+        model.load_state_dict(state["model"])
+        opt.load_state_dict(state["optimizer"])
+        rng.bit_generator.state = state["rng"]
+        step, loss_sum, loss_count = state["step"], np.array(state["loss_sum"]), state["loss_count"]
+    run.begin()
+    checks = eval_sets(cfg)
+
+    def save(done: bool = False):
+        run.save({"config": cfg.flat(), "model": model.state_dict(), "optimizer": opt.state_dict(),
+                  "rng": rng.bit_generator.state, "step": step, "loss_sum": loss_sum.tolist(),
+                  "loss_count": loss_count}, done=done)
+
+    n = cfg.n_digits
+    bar = tqdm(total=cfg.steps, initial=step, unit="step", desc=desc or cfg.name, disable=bar_disabled(progress),
+               dynamic_ncols=True)
+    last_acc = None
+    while step < cfg.steps:
+        if stop_after is not None and step >= stop_after:
+            save()
+            bar.close()
+            return
+        model.train()
+        for g in opt.param_groups:
+            g["lr"] = learning_rate(cfg, step)
+        D, Dp = addition.training_batch(cfg.batch, n, rng, cfg.enrich_batches, cfg.enrich_pairs)
+        tok = torch.from_numpy(addition.tokens(D, Dp))  # (B, 3n+4)
+        per_token = loss_per_token(answer_logits(model, tok, n), tok, n)  # (n+2,)
+        loss = per_token.mean()
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        step += 1
+        loss_sum += per_token.detach().numpy()
+        loss_count += 1
+        bar.update(1)
+        if step % cfg.log_every == 0 or step == cfg.steps:
+            mean = loss_sum / loss_count
+            line = {"step": step, "questions": step * cfg.batch, "lr": opt.param_groups[0]["lr"],
+                    "loss": float(mean.mean()), "loss_sign": float(mean[0]),
+                    **{f"loss_A{n - i}": float(mean[1 + i]) for i in range(n + 1)}}
+            if step % cfg.eval_every == 0 or step == cfg.steps:
+                line["acc"] = {name: float(score(model, *q)["correct"].mean()) for name, q in checks.items()}
+                last_acc = line["acc"]["enriched"]
+            line = run.log(line)
+            loss_sum, loss_count = np.zeros(n + 2), 0
+            bar.set_postfix(loss=f"{line['loss']:.2e}", acc=f"{last_acc:.2%}" if last_acc is not None else "-",
+                            refresh=False)
+        if step < cfg.steps and run.due(step):
+            save()
+    save(done=True)
+    bar.close()

@@ -1,0 +1,68 @@
+"""Statistics the analyses share: shares and statistics with bootstrap intervals, error-rate bounds, 9s.
+
+Knows no track: every function takes arrays (and an explicit Generator where it resamples).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+
+import numpy as np
+
+
+def share_ci(mask, rng: np.random.Generator, n_boot: int = 4000, level: float = 0.95) -> tuple[float, float, float]:
+    """Share of True in `mask` with a percentile-bootstrap interval. Resampling n Bernoulli values with
+    replacement and taking their mean is exactly Binomial(n, p)/n, which is drawn directly. A share of 0 or 1
+    gets the degenerate interval [p, p], as any bootstrap does: read it with its count."""
+    mask = np.asarray(mask, dtype=bool)
+    if mask.size == 0:
+        return math.nan, math.nan, math.nan
+    p = float(mask.mean())
+    boots = rng.binomial(mask.size, p, size=n_boot) / mask.size
+    lo, hi = np.quantile(boots, [(1 - level) / 2, (1 + level) / 2])
+    return p, float(lo), float(hi)
+
+
+def error_rate_upper(errors: int, n: int, level: float = 0.95) -> float:
+    """One-sided upper confidence bound of an error rate seen as `errors` in `n` trials (exact binomial,
+    Clopper-Pearson). With zero errors this is 1 - (1 - level)^(1/n), about 3/n: the rule of three."""
+    from scipy.stats import beta
+
+    if not 0 <= errors <= n or n < 1:
+        raise ValueError(f"need 0 <= errors <= n and n >= 1, got errors={errors}, n={n}")
+    return 1.0 if errors == n else float(beta.ppf(level, errors + 1, n - errors))
+
+
+def nines(accuracy: float) -> float:
+    """How many leading 9s an accuracy has, the papers' way: 0.9999 -> 4, 0.985 -> 1, 1.0 -> no limit (inf)."""
+    if accuracy >= 1:
+        return math.inf
+    return int(math.floor(-math.log10(1 - accuracy) + 1e-9))
+
+
+def bootstrap_ci(stat: Callable[..., float], *arrays, rng: np.random.Generator, n_boot: int = 1000,
+                 level: float = 0.95) -> tuple[float, float, float]:
+    """stat(*arrays) with a percentile-bootstrap interval (rows of all arrays resampled together). Resamples
+    where stat is undefined (NaN) are skipped."""
+    arrays = [np.asarray(a) for a in arrays]
+    n = len(arrays[0])
+    if any(len(a) != n for a in arrays):
+        raise ValueError("bootstrap_ci: the arrays must have the same length")
+    value = float(stat(*arrays))
+    if n == 0:
+        return value, math.nan, math.nan
+    boots = np.array([stat(*(a[idx] for a in arrays)) for idx in rng.integers(0, n, size=(n_boot, n))], float)
+    boots = boots[np.isfinite(boots)]
+    if boots.size == 0:
+        return value, math.nan, math.nan
+    lo, hi = np.quantile(boots, [(1 - level) / 2, (1 + level) / 2])
+    return value, float(lo), float(hi)
+
+
+def auc(fail, score) -> float:
+    """ROC AUC of `score` as a flag for `fail` (NaN when one class is missing)."""
+    from sklearn.metrics import roc_auc_score
+
+    fail = np.asarray(fail)
+    return float(roc_auc_score(fail, score)) if 0 < fail.sum() < len(fail) else math.nan

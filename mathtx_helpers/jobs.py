@@ -1,0 +1,111 @@
+"""Acting on a profile's runs (the CLI and notebook 02): select them, report their status, train them (one
+after another, or side by side), predict their test sets.
+
+Side by side, every run is its own process running the command line (`python -m mathtx_helpers train
+--profile P --run NAME`), so a child does exactly what a user typing that command would get.
+"""
+
+from __future__ import annotations
+
+import os
+
+from .core import parallel, runs, store
+from .profiles import AddRunSpec, Profile, RunSpec
+
+
+def select_runs(profile: Profile, names: list[str] | None) -> list[RunSpec | AddRunSpec]:
+    """The named runs of a profile (all of them if none named); an unknown name is one ValueError."""
+    return [profile.run(n) for n in names] if names else list(profile.runs + profile.addition)
+
+
+def run_folder(spec: RunSpec | AddRunSpec):
+    return runs.run_dir(spec.config.name)
+
+
+def status(spec: RunSpec | AddRunSpec) -> str:
+    """'done', 'partial', 'missing' or 'corrupt'; 'training (pid N)' while a process holds its lock."""
+    folder = run_folder(spec)
+    holder = runs.lock_holder(folder)
+    state = runs.checkpoint_status(folder)
+    return f"{state}, busy (pid {holder})" if holder else state
+
+
+def status_lines(profile: Profile) -> list[str]:
+    return [f"{spec.name:22s} {status(spec):8s} {store.relative(run_folder(spec))}"
+            for spec in profile.runs + profile.addition]
+
+
+def train_runs(profile: Profile, specs: list[RunSpec | AddRunSpec], device=None, jobs: int = 1,
+               progress: bool = True) -> int:
+    """Train (or resume) the runs: matrix runs one after another, or `jobs` at a time side by side; the
+    addition runs side by side, one thread each (CPU only)."""
+    if jobs < 1:
+        raise ValueError(f"--jobs must be >= 1, got {jobs}")
+    matrix = [s for s in specs if isinstance(s, RunSpec)]
+    if jobs > 1:
+        train_side_by_side(profile, matrix, device, jobs, progress=progress)
+    else:
+        from .matrix.train import train
+
+        for i, spec in enumerate(matrix, 1):
+            train(spec.config, device=device, snapshots=spec.snapshots, progress=progress,
+                  desc=f"[{i}/{len(matrix)}] {spec.name}")
+    adds = [s for s in specs if isinstance(s, AddRunSpec)]
+    todo = [s for s in adds if runs.checkpoint_status(run_folder(s)) != "done"]
+    if len(todo) == 1:  # one run: train it here
+        from .arith.train import train as train_addition
+
+        train_addition(todo[0].config, progress=progress, desc=todo[0].name)
+    elif todo:  # one thread per run, side by side: the same bytes on any core count
+        jobs_ = [parallel.Job(s.name, run_folder(s), _child(profile, s, device), s.config.steps) for s in todo]
+        parallel.run(jobs_, "step", threads=1, progress=progress)
+    return 0
+
+
+def _child(profile: Profile, spec: RunSpec | AddRunSpec, device) -> tuple[str, ...]:
+    args = ["train", "--profile", profile.name, "--run", spec.name]
+    if device is not None:
+        args += ["--device", str(device)]
+    return parallel.cli(*args)
+
+
+def training_cost(spec: RunSpec) -> float:
+    """A run's matmul work, up to a constant: examples x tokens per example x d_model^2 x layers (enough to order
+    runs; embeddings, attention and the output head are left out)."""
+    from .matrix.train import Codec
+
+    c = spec.config
+    codec = Codec(c)
+    return c.examples * (codec.src_len * c.enc_layers + codec.tgt_len * 2 * c.dec_layers) * c.d_model ** 2
+
+
+def train_side_by_side(profile: Profile, specs: list[RunSpec], device, jobs: int, progress: bool = True) -> None:
+    """Matrix runs `jobs` at a time, one process each, sharing the cores (each gets cores // jobs threads) or the
+    GPU; the costliest start first, so that the long runs never wait for a free slot at the end. A run's bytes
+    depend on its thread count: on CPU these differ from `jobs=1` (all cores in one run)."""
+    todo = sorted((s for s in specs if runs.checkpoint_status(run_folder(s)) != "done"), key=training_cost,
+                  reverse=True)
+    if not todo:
+        return
+    children = [parallel.Job(s.name, run_folder(s), _child(profile, s, device), s.config.examples) for s in todo]
+    threads = max(1, (os.cpu_count() or 1) // min(jobs, len(todo)))
+    parallel.run(children, "examples", threads=threads, at_once=jobs, progress=progress)
+
+
+def predict_runs(profile: Profile, specs: list[RunSpec | AddRunSpec], device=None) -> int:
+    for spec in specs:
+        if runs.checkpoint_status(run_folder(spec)) != "done":
+            raise ValueError(f"run {spec.name} of profile {profile.name} is not trained yet: "
+                             f"python -m mathtx_helpers train --profile {profile.name} --run {spec.name}")
+        if isinstance(spec, AddRunSpec):
+            from .arith import predict as arith_predict
+
+            for name, size in arith_predict.test_sizes(profile.addition_tests).items():
+                df = arith_predict.predictions(spec.config, name, size)
+                print(f"{spec.name} {name}: {int((~df.correct).sum()):,} errors in {len(df):,}")
+            continue
+        from .matrix.predict import predict
+
+        for spectrum in spec.config.test_spectra:
+            print(store.relative(predict(spec.config, spectrum, size=spec.test_size, device=device)))
+    return 0

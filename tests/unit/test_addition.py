@@ -1,0 +1,252 @@
+"""The arithmetic track: questions and classes, the decoder's hooks, exact resume, interventions."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from mathtx_helpers.arith import addition, circuits
+from mathtx_helpers.arith import predict as arith_predict
+from mathtx_helpers.arith import train as arith_train
+from mathtx_helpers.arith.config import AddConfig
+from mathtx_helpers.arith.decoder import Decoder, DecoderConfig, Hooks, hook_names
+from mathtx_helpers.core import runs
+
+N = 5
+
+
+def _ints(D: np.ndarray) -> np.ndarray:
+    return D @ (10 ** np.arange(D.shape[1]))
+
+
+def _class_by_definition(a: int, b: int, n: int) -> int:
+    """Sk from the papers' words, one question at a time: 0 without carries, else 1 + the longest run of
+    sum-9 columns that a carry passes through."""
+    da = [(a // 10**k) % 10 for k in range(n)]
+    db = [(b // 10**k) % 10 for k in range(n)]
+    carry, run, best, any_carry = 0, 0, 0, False
+    for k in range(n):
+        s = da[k] + db[k]
+        run = run + 1 if (s == 9 and carry) else 0
+        best = max(best, run)
+        carry = (s + carry) >= 10
+        any_carry |= carry
+    return min(1 + best, 5) if any_carry else 0
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.integers(0, 99_999), st.integers(0, 99_999))
+def test_tokens_answers_and_classes_match_integer_addition(a, b):
+    D, Dp = addition.parse(f"{a:05d}+{b:05d}")
+    tok = addition.tokens(D, Dp)[0]
+    assert addition.text(tok) == f"{a:05d}+{b:05d}=+{a + b:06d}"
+    assert _ints(addition.answer_digits(D, Dp))[0] == a + b
+    assert addition.cascade_length(D, Dp)[0] == _class_by_definition(a, b, N)
+
+
+def test_positions_follow_the_papers_names():
+    names = addition.position_names(N)
+    assert len(names) == addition.n_ctx(N) == 19
+    assert names[addition.answer_position(0, N)] == "A0" and names[addition.answer_position(5, N)] == "A5"
+    assert names[addition.digit_position(3, N)] == "D3" and names[addition.digit_position(3, N, second=True)] == "D'3"
+    with pytest.raises(ValueError, match="A0..A5"):
+        addition.answer_position(6, N)
+
+
+def test_parse_rejects_other_questions():
+    for bad in ("12-34", "123+45", "12a+345"):
+        with pytest.raises(ValueError):
+            addition.parse(bad)
+
+
+@pytest.mark.parametrize("length", range(6))
+def test_probes_have_exactly_their_class(length):
+    D, Dp = addition.probes(length, 300, N, np.random.default_rng(length))
+    assert D.shape == (300, N) and (addition.cascade_length(D, Dp) == length).all()
+
+
+def test_enrichment_makes_sum_nine_pairs_at_the_asked_rate():
+    rng = np.random.default_rng(0)
+    D, Dp = addition.sample(20_000, N, rng, enrich_pairs=0.4)
+    share = ((D + Dp) == 9).mean()
+    assert abs(share - (0.4 + 0.6 * 0.1)) < 0.01  # forced pairs plus the uniform pairs that sum to 9 anyway
+    D, Dp = addition.sample(20_000, N, rng)
+    assert abs(((D + Dp) == 9).mean() - 0.1) < 0.01
+
+
+# --------------------------------------------------------------------------------------------------
+# The decoder and its hooks
+# --------------------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def model(one_thread):
+    torch.manual_seed(0)
+    return Decoder(DecoderConfig(d_model=32, d_head=8, d_mlp=64)).eval()
+
+
+@pytest.fixture(scope="module")
+def tok():
+    return addition.tokens(*addition.sample(64, N, np.random.default_rng(1)))
+
+
+def test_hooks_capture_without_changing_the_output(model, tok):
+    t = torch.from_numpy(tok)
+    names = set(hook_names(model.cfg))
+    hooks = Hooks(capture=names)
+    with torch.no_grad():
+        torch.testing.assert_close(model(t, hooks), model(t))
+    assert set(hooks.cache) == names
+    assert hooks.cache["L0.attn.result"].shape == (64, 19, 3, 32)
+    torch.testing.assert_close(hooks.cache["L0.attn.pattern"].sum(-1), torch.ones(64, 3, 19))
+
+
+def test_attention_is_causal(model, tok):
+    t = torch.from_numpy(tok)
+    t2 = t.clone()
+    t2[:, 15:] = (t2[:, 15:] + 1) % 10
+    with torch.no_grad():
+        torch.testing.assert_close(model(t)[:, :15], model(t2)[:, :15])
+
+
+def test_patching_a_head_with_its_own_output_is_the_identity(model, tok):
+    same = circuits.patch_nodes(model, tok, tok, ("L0H1", "L1H2"), position=14)
+    np.testing.assert_array_equal(same, circuits.answers(model, tok))
+
+
+def test_ablating_with_the_mean_of_identical_questions_changes_nothing(model, tok):
+    one = np.repeat(tok[:1], 8, axis=0)
+    base = circuits.wrong_digits(circuits.answers(model, one), one).any(1).mean()
+    pos = circuits.position_ablation(model, one)
+    nodes = circuits.node_ablation(model, one, positions=[12, 16])
+    assert np.allclose(pos["fail %"], 100 * base) and np.allclose(nodes["fail %"], 100 * base)
+
+
+# --------------------------------------------------------------------------------------------------
+# Interventions: the question pairs and what the hypotheses predict
+# --------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("kind,k", [("SA", 0), ("SA", 4), ("SC", 1), ("SC", 5), ("ST", 2), ("ST", 5)])
+def test_intervention_pairs_differ_only_where_the_hypothesis_says(kind, k):
+    clean, store, expected = circuits.intervention_pairs(kind, k, 400, N, np.random.default_rng(k))
+    A_clean, A_store = addition.answer_digits(*clean), addition.answer_digits(*store)
+    column = k if kind == "SA" else k - 1
+    differ = (clean[0] != store[0]) | (clean[1] != store[1])
+    assert not np.delete(differ, column, axis=1).any()
+    assert (expected != A_clean[:, k]).all()  # every pair tests something
+    assert (expected == A_store[:, k]).all()  # and the store question's Ak is what moving its feature gives
+    if kind != "SA":  # only the carry into column k differs
+        c_clean, c_store = addition.carries_in(*clean)[:, k], addition.carries_in(*store)[:, k]
+        assert (c_clean != c_store).all()
+    else:
+        assert (addition.carries_in(*clean)[:, k] == addition.carries_in(*store)[:, k]).all()
+
+
+def test_no_hypothesis_holds_on_an_untrained_model(model):
+    """An untrained model answers nothing right, so no pair is usable and no hypothesis can hold; an unknown
+    hypothesis kind is refused."""
+    rows = circuits.hypotheses(model, 64, np.random.default_rng(0))
+    assert len(rows) == 5 + 5 + 4 and not rows["holds"].any()
+    with pytest.raises(ValueError, match="SA, SC, ST"):
+        circuits.intervention_pairs("XY", 1, 4, N, np.random.default_rng(0))
+
+
+def test_tri_state_questions_have_their_labels():
+    D, Dp, label = circuits.tri_state_questions(2, 200, N, np.random.default_rng(0))
+    np.testing.assert_array_equal(addition.tri_state(D, Dp)[:, 2], label)
+    assert (addition.carries_in(D, Dp)[:, 2] == 0).all()
+
+
+# --------------------------------------------------------------------------------------------------
+# Training: the schedule, validation, exact resume
+# --------------------------------------------------------------------------------------------------
+
+TINY = dict(d_model=16, d_head=4, d_mlp=32, batch=16, steps=30, log_every=5, eval_every=10, eval_size=32)
+
+
+def test_schedule_warms_up_from_one_percent_then_decays_to_zero():
+    cfg = AddConfig(steps=1000)
+    assert arith_train.learning_rate(cfg, 0) == pytest.approx(0.01 * cfg.lr)
+    assert arith_train.learning_rate(cfg, 200) == pytest.approx(cfg.lr)
+    assert arith_train.learning_rate(cfg, 1000) == pytest.approx(0.0, abs=1e-12)
+
+
+def test_bad_configs_fail_before_any_work():
+    with pytest.raises(ValueError, match="enrich_pairs must be in"):
+        AddConfig(enrich_pairs=1.5)
+    with pytest.raises(ValueError, match="unknown AddConfig field 'layers'"):
+        AddConfig.from_dict({"layers": 2})
+    with pytest.raises(ValueError, match="valid: uniform, enriched, cascade0"):
+        arith_predict.test_set("hard", 10, N)
+
+
+def test_resume_is_bit_identical(data, one_thread):
+    cfg = AddConfig.from_dict(TINY)
+    full = arith_train.train(cfg, progress=False)
+    final = torch.load(full / "checkpoint.pt", weights_only=False)
+    metrics = (full / "metrics.jsonl").read_text()
+    shutil.rmtree(full)
+    arith_train.train(cfg, progress=False, stop_after=13)  # interrupted between two evaluations
+    assert arith_train.run_status(cfg) == "partial"
+    arith_train.train(cfg, progress=False)
+    resumed = torch.load(full / "checkpoint.pt", weights_only=False)
+    for name, w in final["model"].items():
+        assert torch.equal(w, resumed["model"][name]), name
+    strip = [{k: v for k, v in json.loads(line).items() if k != "seconds"}
+             for line in metrics.splitlines()]
+    again = [{k: v for k, v in json.loads(line).items() if k != "seconds"}
+             for line in (full / "metrics.jsonl").read_text().splitlines()]
+    assert strip == again and len(strip) == 6
+
+
+def test_predictions_count_errors_per_class(data, one_thread):
+    cfg = AddConfig.from_dict(TINY)
+    arith_train.train(cfg, progress=False)
+    df = arith_predict.predictions(cfg, "cascade3", 50)
+    assert len(df) == 50 and (df["cascade"] == 3).all()
+    D, Dp = arith_predict.operands(df, N)
+    assert (addition.cascade_length(D, Dp) == 3).all()
+    assert (df["correct"] == ((df["wrong"] == "") & df["sign_ok"])).all()
+    assert arith_predict.predictions(cfg, "cascade3", 50).equals(df)  # cached
+
+
+def test_cached_tables_are_keyed_by_their_parameters(data):
+    cfg = AddConfig.from_dict(TINY)
+    calls = []
+
+    def compute():
+        calls.append(1)
+        return pd.DataFrame({"x": [len(calls)]})
+
+    first = arith_predict.cached_table(cfg, "t", {"size": 1}, compute)
+    again = arith_predict.cached_table(cfg, "t", {"size": 1}, compute)
+    other = arith_predict.cached_table(cfg, "t", {"size": 2}, compute)
+    assert len(calls) == 2 and first.equals(again) and other.x.iloc[0] == 2
+
+
+def test_a_metrics_line_cut_by_a_kill_is_dropped_on_resume(data, one_thread):
+    cfg = AddConfig.from_dict(TINY)
+    folder = arith_train.train(cfg, progress=False, stop_after=12)
+    with open(folder / "metrics.jsonl", "a") as f:
+        f.write('{"step": 15, "questions": 24')  # a kill in the middle of an append
+    arith_train.train(cfg, progress=False)
+    lines = runs.read_metrics(folder)
+    assert [m["step"] for m in lines] == [5, 10, 15, 20, 25, 30]
+
+
+def test_pair_attention_reads_the_digit_pair_at_the_token_before_the_answer_digit():
+    att = np.zeros((2, 3, 19, 19))
+    q = addition.answer_position(2, N) - 1
+    att[1, 2, q, addition.digit_position(1, N)] = 0.3
+    att[1, 2, q, addition.digit_position(1, N, second=True)] = 0.5
+    att[0, 0, q + 1, addition.digit_position(1, N)] = 1.0  # another query: not counted
+    a = circuits.pair_attention(att, 2, 1)
+    assert a.shape == (2, 3) and a[1, 2] == pytest.approx(0.8) and a.sum() == pytest.approx(0.8)

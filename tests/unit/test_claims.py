@@ -1,0 +1,106 @@
+"""Claims: rules decide verdicts (NaN is "cannot tell" unless a claim's rule judges it), statements render
+their thresholds from the rule, the committed CSVs' wording comes out of the definitions, rows become a CSV."""
+
+from __future__ import annotations
+
+import math
+
+import pandas as pd
+import pytest
+
+from mathtx_helpers import paper
+from mathtx_helpers.arith import claims as A
+from mathtx_helpers.core import claims as C
+from mathtx_helpers.core import store
+from mathtx_helpers.matrix import claims as M
+
+NAN = math.nan
+
+
+def committed(notebook: str) -> pd.DataFrame:
+    path = store.FIGURES / f"{notebook}_claims.csv"
+    return pd.read_csv(path, keep_default_na=False, na_values=[""]).set_index("claim")
+
+
+def test_simple_rules_judge_their_threshold_and_nan_is_cannot_tell():
+    assert [C.at_least(99)(v) for v in (98.99, 99, 100)] == [False, True, True]
+    assert [C.at_most(3)(v) for v in (2.9, 3, 3.1)] == [True, True, False]
+    assert [C.below(1.2)(v) for v in (1.19, 1.2)] == [True, False]
+    assert [C.between(99, 99.9)(v) for v in (98.9, 99, 99.89, 99.9)] == [False, True, True, False]
+    assert C.at_least(0.9).text == ">= 0.9" and C.between(99, 99.9).text == "99 to 99.9"
+    assert M.G1.verdict(99.5, model="m") == "yes" and M.G1.verdict(88.0, model="m") == "no"
+    assert M.G1.verdict(NAN, model="m") == C.CANNOT_TELL
+    assert M.G1.row(99.5, "cpu", judged=False, model="m")["holds"] == C.CANNOT_TELL
+
+
+def test_composite_rules_use_their_context():
+    # G3: orthogonality breaks only counts while the eigenvalues stayed right
+    assert M.G3.verdict(80, wrong_eigenvalues=1.0) == "yes"
+    assert M.G3.verdict(80, wrong_eigenvalues=11.3) == "no"
+    # G6b: judged only on a model that learned its own spectrum; either test set at <= 50 suffices
+    assert M.G6B.verdict(33.8, both=(33.8, 9.1), own=96.1) == "yes"
+    assert M.G6B.verdict(60, both=(60, 70), own=96.1) == "no"
+    assert M.G6B.verdict(33.8, both=(33.8, 9.1), own=40) == C.CANNOT_TELL
+    # G7: no other run reaching the target is a "no", unless the semicircle run did not reach it either
+    assert M.G7.verdict(NAN, own=250_048) == "no"
+    assert M.G7.verdict(NAN, own=NAN) == C.CANNOT_TELL
+    assert M.G7.verdict(200_000, own=250_048) == "yes" and M.G7.verdict(300_000, own=250_048) == "no"
+    assert M.G7.verdict(300_000, own=NAN) == "yes"
+    # A1: zero errors, whatever the share rounds to
+    assert A.A1.verdict(100.0, questions=10, errors=0) == "yes"
+    assert A.A1.verdict(99.99, questions=10, errors=1) == "no"
+    assert A.A5.verdict(90, short=99.5) == "yes" and A.A5.verdict(90, short=98) == "no"
+    h = pd.DataFrame({"kind": ["SA", "SC", "ST"], "holds": [True, True, False]})
+    assert A.B8.verdict(66.7, hypotheses=h) == "yes"
+    assert A.B8.verdict(66.7, hypotheses=h.assign(holds=[True, False, True])) == "no"
+
+
+def test_the_definitions_render_the_committed_statements():
+    """The committed CSVs were written before the rules moved out of the notebooks: the same wording."""
+    nb3, nb4 = committed("03_failure_analysis"), committed("04_failure_prediction")
+    nb5, nb6, nb7 = committed("05_ood_generalization"), committed("06_arithmetic"), committed("07_arithmetic_circuits")
+
+    for claim, _ in M.SHARE_CLAIMS:
+        assert claim.text(model="eigenvectors") == nb3.statement[claim.id]
+        assert claim.text(model="eigenvectors (weaker)") == nb3.statement[claim.id + " (weaker)"]
+        assert claim.paper == nb3.paper[claim.id]
+    assert M.G3.text(model="eigenvectors", measure="adjacent-row proxy", wrong_eigenvalues=100 - 88.6847) == \
+        nb3.statement["G3"]
+    assert M.G4_FPR.text(threshold=paper.E1_COND_V_THRESHOLD) == nb4.statement["G4 fpr"]
+    assert M.G4_MAX.text() == nb4.statement["G4 max"] and M.G5_TAIL.text() == nb4.statement["G5 tail"]
+    assert M.PREDICT.text(task="eigenvalues", what=M.family_text("all")) == nb4.statement["predict eigenvalues all"]
+    assert M.G6B.text(test="laplace", own=96.09) == nb5.statement["G6b laplace"]
+    assert M.G7.text(target="50%", own=250_048, faster="none") == nb5.statement["G7 50%"]
+    assert M.IN_DISTRIBUTION.text(spectrum="marcenko") == nb5.statement["in-distribution marcenko"]
+    assert A.A1.text(questions=150_000) == nb6.statement["A1"] and A.A3.text() == nb6.statement["A3"]
+    assert A.A4.text(questions=50_000, uniform=99.939) == nb6.statement["A4"]
+    for kind, claim in A.MAPPED_CLAIMS:
+        assert claim.text(what=A.SUBTASK_TEXT[kind]) == nb7.statement[claim.id]
+    assert A.B8.text() == nb7.statement["B8"] and A.B9.text() == nb7.statement["B9"]
+
+
+def test_the_rules_reproduce_the_committed_verdicts():
+    nb3, nb4, nb6 = committed("03_failure_analysis"), committed("04_failure_prediction"), committed("06_arithmetic")
+    for claim, _ in M.SHARE_CLAIMS:
+        for cid in (claim.id, claim.id + " (weaker)"):
+            assert claim.verdict(nb3.ours[cid], model="m") == nb3.holds[cid], cid
+    for cid, claim in (("G4 fpr", M.G4_FPR), ("G4 fnr", M.G4_FNR), ("G4 max", M.G4_MAX), ("G5 ratio", M.G5_RATIO)):
+        assert claim.verdict(nb4.ours[cid], threshold=1.035) == nb4.holds[cid], cid
+    assert A.A2.verdict(nb6.ours["A2"]) == nb6.holds["A2"] and A.A3.verdict(nb6.ours["A3"]) == nb6.holds["A3"]
+    assert A.A4.verdict(nb6.ours["A4"]) == nb6.holds["A4"] and A.A6.verdict(nb6.ours["A6"]) == nb6.holds["A6"]
+
+
+def test_rows_become_a_claims_csv(tmp_path, monkeypatch):
+    monkeypatch.setenv(store.FIGURES_ENV, str(tmp_path))
+    rows = [M.G1.row(99.5, "smoke", ci=(99.0, 99.9), model="eigenvectors"),
+            M.G5_RATIO.row(NAN, "smoke"),
+            M.G1.row(98.0, "smoke", model="eigenvectors (weaker)", id="G1 (weaker)", paper=None)]
+    df = C.write_claims(rows, "03_test", "data/figures/smoke")
+    back = pd.read_csv(tmp_path / "03_test_claims.csv", keep_default_na=False, na_values=[""])
+    assert list(back.columns) == list(C.CLAIM_COLUMNS) and df.shape == back.shape
+    assert back.holds.tolist() == ["yes", "cannot tell", "no"]
+    assert back.claim.tolist() == ["G1", "G5 ratio", "G1 (weaker)"]
+    assert back.paper[0] == paper.G_SHARES["G1"] and math.isnan(back.paper[1]) and math.isnan(back.paper[2])
+    assert back.statement[0] == "eigenvectors: % of failures at 5 % with eigenvalues within 2 % (holds: >= 99)"
+    with pytest.raises(ValueError, match="claim id"):
+        C.write_claims([], "03_test", "data/figures/smoke")
