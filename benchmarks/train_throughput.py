@@ -141,7 +141,7 @@ def repeat(fn: Callable[[], None], seconds: float) -> tuple[int, float]:
 
 def step_flop(cfg: RunConfig, codec: Codec, src_len: int, tgt_len: int) -> float:
     """Analytic matmul FLOPs of one training step (forward + backward = 3 x forward), see the docstring."""
-    d, m, B = cfg.d_model, 4, cfg.batch  # ffn_mult 4 (ModelConfig default, what build_model uses)
+    d, m, B = cfg.d_model, 4, cfg.batch  # MLP width 4 d (ModelConfig.d_mlp = 0, what every run uses)
     S, T, V = src_len, tgt_len - 1, codec.tgt.size  # the decoder reads tgt[:, :-1]
     enc = cfg.enc_layers * (2 * B * S * (4 + 2 * m) * d * d + 4 * B * S * S * d)
     dec = cfg.dec_layers * (2 * B * T * (4 + 2 + 2 * m) * d * d  # self-attn q,kv,out; cross q,out; MLP

@@ -14,6 +14,8 @@ from __future__ import annotations
 import argparse
 import sys
 
+from .core.parallel import JobFailed
+from .core.runs import RunBusy
 from .profiles import DEFAULT_PROFILE, PROFILE_ENV, PROFILES
 
 
@@ -52,7 +54,8 @@ def main(argv: list[str] | None = None) -> int:
     _runs_arg(pr)
     pr.add_argument("--device", default=None, help="cpu, cuda, ... (default: cuda if available)")
 
-    res = sub.add_parser("results", help="rewrite README's 'Results at a glance' table from figures/*_claims.csv")
+    res = sub.add_parser("results", help="rewrite README's headline table and verdicts and docs/claims.md from "
+                                         "figures/*_claims.csv")
     res.add_argument("--check", action="store_true", help="only check that README matches the CSVs (exit 1 if not)")
 
     args = parser.parse_args(argv)
@@ -82,7 +85,7 @@ def main(argv: list[str] | None = None) -> int:
         return jobs.predict_runs(prof, specs, device=args.device)
     except ValueError as e:
         parser.error(str(e))
-    except RuntimeError as e:  # a run that failed in its own process, or one another process is training
+    except (RunBusy, JobFailed) as e:  # another process is training the run, or a run failed in its own process
         print(f"{parser.prog}: {e}", file=sys.stderr)
         return 1
     return 0

@@ -23,7 +23,7 @@ def run_folder(spec: RunSpec | AddRunSpec):
 
 
 def status(spec: RunSpec | AddRunSpec) -> str:
-    """'done', 'partial', 'missing' or 'corrupt'; 'training (pid N)' while a process holds its lock."""
+    """'done', 'partial', 'missing' or 'corrupt', with ', busy (pid N)' while a process holds its lock."""
     folder = run_folder(spec)
     holder = runs.lock_holder(folder)
     state = runs.checkpoint_status(folder)

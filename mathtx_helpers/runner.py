@@ -95,8 +95,13 @@ def run(profile: str | None = None, only: list[str] | None = None) -> int:
         print(f"  done in {dt:.0f} s, {n_fig} figure files -> {prof.figures}/", flush=True)
     total = sum(t for _, t in timings)
     print(f"[{prof.name}] {len(timings)} notebooks in {total:.0f} s", flush=True)
-    if prof.name == DEFAULT_PROFILE and (store.ROOT / "README.md").exists():
-        for path in _claim_tables(update=True):
+    if prof.name == DEFAULT_PROFILE and README.exists():
+        try:
+            changed = _claim_tables(update=True)
+        except (ValueError, OSError) as e:  # a claim id paper.py names that no notebook wrote, a missing docs file
+            print(f"FAILED: the claims tables were not regenerated: {e}", file=sys.stderr)
+            return 1
+        for path in changed:
             print(f"{store.relative(path)}: claims tables regenerated from figures/*_claims.csv", flush=True)
     return 0
 

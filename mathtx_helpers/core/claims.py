@@ -27,7 +27,8 @@ CANNOT_TELL = "cannot tell"
 
 
 def is_nan(x) -> bool:
-    return x is None or (isinstance(x, float) and math.isnan(x))
+    """None, NaN of any float type, pd.NA: a value that was not measured."""
+    return x is None or (not isinstance(x, str) and bool(pd.isna(x)))
 
 
 @dataclass(frozen=True)
@@ -104,6 +105,9 @@ class Claim:
 def write_claims(rows: list[dict], notebook: str, figures: str) -> pd.DataFrame:
     """Write the claim rows to <figures>/<notebook>_claims.csv (e.g. 03_failure_analysis) and return them;
     `figures` is the profile's figures folder."""
+    if "/" not in figures and figures != "figures":
+        raise ValueError(f"write_claims: {figures!r} is not a figures folder; pass the profile's Profile.figures "
+                         "(e.g. 'figures' or 'data/figures/smoke')")
     df = pd.DataFrame(rows, columns=list(CLAIM_COLUMNS))
     if df.empty or df["claim"].isna().any():
         raise ValueError("write_claims: every row needs a claim id")

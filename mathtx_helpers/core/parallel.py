@@ -24,6 +24,10 @@ from . import store
 from .runs import bar_disabled, progress_done
 
 
+class JobFailed(RuntimeError):
+    """A child process exited with an error: its name and the end of its log."""
+
+
 @dataclass(frozen=True)
 class Job:
     name: str
@@ -73,4 +77,4 @@ def run(jobs: list[Job], unit: str, threads: int = 1, at_once: int | None = None
     failed = [f"{job.name} (exit {code}): ...{(job.folder / 'train.log').read_text()[-600:]}"
               for job, code in finished.items() if code != 0]
     if failed:
-        raise RuntimeError("training failed: " + "; ".join(failed))
+        raise JobFailed("training failed: " + "; ".join(failed))

@@ -27,6 +27,9 @@ def save(fig: plt.Figure, name: str, data: pd.DataFrame, figures: str) -> list[s
     """Write <name>.png, .pdf and .csv (the numbers plotted) into a profile's figures folder (`figures`,
     relative to the repository root, e.g. Profile.figures); return the paths they have once published (the
     notebook runner stages figures and publishes them when the whole notebook succeeded)."""
+    if "/" not in figures and figures != "figures":
+        raise ValueError(f"figure {name!r}: {figures!r} is not a figures folder; pass the profile's Profile.figures "
+                         "(e.g. 'figures' or 'data/figures/smoke')")
     if not isinstance(data, pd.DataFrame) or data.empty:
         raise ValueError(f"figure {name!r}: pass the plotted numbers as a non-empty DataFrame")
     folder = store.figures_dir(figures)

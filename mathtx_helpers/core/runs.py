@@ -230,6 +230,8 @@ class RunLock:
     (SIGKILL included), so a killed process never leaves a lock that blocks: its pid in the file is only read
     for the message. Re-entrant within a process (predicting right after training, in one process)."""
 
+    GRACE = 0.25  # seconds: a status check (lock_holder) holds the lock for microseconds; never mistake it for a run
+
     def __init__(self, folder: Path, wait: float = 0.0, what: str = "train"):
         self.folder, self.wait, self.what = Path(folder), wait, what
 
@@ -240,7 +242,7 @@ class RunLock:
             return self
         self.folder.mkdir(parents=True, exist_ok=True)
         f = open(self.folder / ".lock", "a+")
-        deadline = time.monotonic() + self.wait
+        deadline = time.monotonic() + max(self.wait, self.GRACE)
         while True:
             try:
                 fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -252,7 +254,7 @@ class RunLock:
                     f.close()
                     raise RunBusy(f"run {self.folder.name} is busy: process {holder} is training or predicting "
                                   f"into it; wait for it to end (or stop it), then {self.what} again") from None
-                time.sleep(min(0.5, max(0.0, deadline - time.monotonic())))
+                time.sleep(min(0.05 if self.wait <= self.GRACE else 0.5, max(0.0, deadline - time.monotonic())))
         f.seek(0)
         f.truncate()
         f.write(f"{os.getpid()}\n")
@@ -270,11 +272,13 @@ class RunLock:
 
 
 def lock_holder(folder: Path) -> int | None:
-    """The pid holding a run's lock, or None if it is free."""
-    path = Path(folder) / ".lock"
-    if not path.exists() or Path(folder).resolve() in _HELD:
-        return None if not path.exists() else os.getpid()
-    with open(path, "a+") as f:
+    """The pid holding a run's lock (this process's own if it holds it), or None if it is free."""
+    folder = Path(folder)
+    if folder.resolve() in _HELD:
+        return os.getpid()
+    if not (folder / ".lock").exists():
+        return None
+    with open(folder / ".lock", "a+") as f:
         try:
             fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -297,8 +301,8 @@ def pin_precision(folder: Path, resolved: str, name: str) -> None:
         before = path.read_text().strip()
         if before != resolved:
             raise ValueError(f"run {name} was trained in {before}; here it would continue in {resolved}, which "
-                             f"changes its bytes: resume it with precision={before!r} on a machine that runs it, "
-                             f"or delete {store.relative(folder)} to train it again")
+                             f"changes its bytes: resume it on a machine where its precision resolves to {before}, "
+                             f"or delete {store.relative(folder)} to train it again here")
     else:
         store.write_text(path, resolved + "\n")
 
@@ -339,12 +343,14 @@ class Training:
     def __enter__(self) -> Training:
         if self.lock is not None:
             self.lock.__enter__()
-            try:
+        try:
+            if self.lock is not None:
                 open_run_folder(self.folder, self.config_text)
-            except Exception:
+            self.state = load_checkpoint(self.ckpt) if self.ckpt.exists() else None
+        except BaseException:  # a refused config or a corrupt checkpoint: release the lock before saying so
+            if self.lock is not None:
                 self.lock.__exit__(None, None, None)
-                raise
-        self.state = load_checkpoint(self.ckpt) if self.ckpt.exists() else None
+            raise
         return self
 
     def begin(self) -> None:

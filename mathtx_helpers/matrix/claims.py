@@ -72,7 +72,7 @@ G6A = Claim("G6a", "eigenvalues: Laplace-trained accuracy (%) at 5 % on the {tes
 # spectrum: judged only when `own` >= OWN_SPECTRUM_BAR. `both`: its accuracy on the two test sets.
 G6B = Claim("G6b", "eigenvalues: semicircle-trained accuracy (%) at 5 % on the {test} test set (holds: {rule} on "
             "laplace or positive, for a model at >= " + f"{OWN_SPECTRUM_BAR}" + " % on its own spectrum: {own:.1f} %)",
-            Rule("<= 50", lambda v, both, own, **_: min(both) <= 50 if own >= OWN_SPECTRUM_BAR else None))
+            Rule("<= 50", lambda v, both, own, **_: any(b <= 50 for b in both) if own >= OWN_SPECTRUM_BAR else None))
 
 
 def _faster(best: float, own: float, **_) -> bool | None:
@@ -88,3 +88,20 @@ G7 = Claim("G7", "eigenvalues: fewest examples a non-semicircle run needed to re
            Rule("some run is faster", lambda v, own, **_: _faster(v, own)), nan="rule")
 IN_DISTRIBUTION = Claim("in-distribution", "eigenvalues: {spectrum}-trained accuracy (%) at 5 % on its own test set "
                         "(holds: {rule}, the cpu profile's bar)", at_least(OWN_SPECTRUM_BAR))
+
+# ------------------------------------------------------------------ notebook 02: the profile's own bars
+
+# Not the paper's claims: what the reference models must reach for the claims read on them to say something.
+# {label} names the model; a bar is met or not (an unmeasured model has not met it).
+BAR_MAIN_EIGENVALUES = Claim("bar eigenvalues", "eigenvalue model (semicircle) {rule} % at 5 %", at_least(90))
+BAR_EIGENVECTORS = Claim("bar eigenvectors", "eigen-decomposition model {rule} % at 5 %",
+                         Rule("in [70, 97]", lambda v, **_: 70 <= v <= 97))
+BAR_WEAKER = Claim("bar weaker", "weaker eigen-decomposition snapshot {rule} % at 5 %",
+                   Rule("in [50, 70]", lambda v, **_: 50 <= v <= 70))
+BAR_INVERSION = Claim("bar inversion", "inversion model {rule} % at 5 %", at_least(50))
+BAR_OWN_SPECTRUM = Claim("bar own spectrum", "eigenvalues-{spectrum} {rule} % at 5 % on its own spectrum",
+                         at_least(OWN_SPECTRUM_BAR))
+
+
+def bar_met(bar: Claim, value: float, **context) -> bool:
+    return bar.verdict(value, **context) == "yes"

@@ -120,6 +120,22 @@ def test_training_a_locked_run_stops_before_any_work(tmp_path, monkeypatch):
         holder.wait()
 
 
+def test_a_refused_start_releases_the_lock(tmp_path, monkeypatch):
+    monkeypatch.setattr(store, "DATA", tmp_path)
+    cfg = RunConfig.from_dict(TINY)
+    folder = train.run_dir(cfg)
+    folder.mkdir(parents=True)
+    (folder / "checkpoint.pt").write_bytes(b"not a checkpoint")
+    with pytest.raises(runs.CorruptCheckpoint):
+        train.train(cfg, progress=False)
+    assert runs.lock_holder(folder) is None  # the next process (or a retry here) is not told the run is busy
+    (folder / "checkpoint.pt").unlink()
+    (folder / "config.json").write_text('{"batch": 1}')
+    with pytest.raises(ValueError, match="differs from the requested config"):
+        train.train(cfg, progress=False)
+    assert runs.lock_holder(folder) is None
+
+
 # ------------------------------------------------------------------------------------------ precision
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -41,6 +42,9 @@ def test_composite_rules_use_their_context():
     assert M.G6B.verdict(33.8, both=(33.8, 9.1), own=96.1) == "yes"
     assert M.G6B.verdict(60, both=(60, 70), own=96.1) == "no"
     assert M.G6B.verdict(33.8, both=(33.8, 9.1), own=40) == C.CANNOT_TELL
+    assert M.G6B.verdict(30, both=(NAN, 30.0), own=85) == "yes"  # an unmeasured test set does not hide the other
+    assert M.G1.verdict(np.float32("nan"), model="m") == C.CANNOT_TELL
+    assert M.G1.verdict(pd.NA, model="m") == C.CANNOT_TELL
     # G7: no other run reaching the target is a "no", unless the semicircle run did not reach it either
     assert M.G7.verdict(NAN, own=250_048) == "no"
     assert M.G7.verdict(NAN, own=NAN) == C.CANNOT_TELL
@@ -104,3 +108,5 @@ def test_rows_become_a_claims_csv(tmp_path, monkeypatch):
     assert back.statement[0] == "eigenvectors: % of failures at 5 % with eigenvalues within 2 % (holds: >= 99)"
     with pytest.raises(ValueError, match="claim id"):
         C.write_claims([], "03_test", "data/figures/smoke")
+    with pytest.raises(ValueError, match="'smoke' is not a figures folder"):  # a profile name, the old signature
+        C.write_claims(rows, "03_test", "smoke")
