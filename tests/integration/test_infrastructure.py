@@ -213,7 +213,9 @@ def test_saved_figures_are_byte_identical_across_saves(tmp_path, monkeypatch):
 def test_save_refuses_a_figure_without_its_numbers(tmp_path, monkeypatch):
     monkeypatch.setenv(store.FIGURES_ENV, str(tmp_path))
     with pytest.raises(ValueError, match="plotted numbers"):
-        plots.save(_figure(), "99_test", pd.DataFrame(), "smoke")
+        plots.save(_figure(), "99_test", pd.DataFrame(), profiles.get_profile("smoke").figures)
+    with pytest.raises(ValueError, match="'smoke' is not a figures folder"):  # a profile name, the old signature
+        plots.save(_figure(), "99_test", pd.DataFrame({"x": [1]}), "smoke")
     assert not list(tmp_path.iterdir())
     plt.close("all")
 
