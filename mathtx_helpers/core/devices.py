@@ -8,9 +8,11 @@ resolves it the same way (same seed, same machine, same bytes):
     any other CPU                 -> fp32
 
 Why AVX-512-BF16 CPUs without AMX (some AMD EPYC) get fp32: measured on that kind, bf16 autocast was faster on
-one machine (411 vs 271 examples/s at the reference configuration, one thread) and slower on another (the one
-the committed cpu models were trained on, in fp32), and the reference models must be reproducible on this
-machine kind. Retrained models match the committed ones only where this rule picks the same precision (fp32).
+some machines (411 vs 271 examples/s at the reference configuration, one thread; 417-465 vs 280-302 on another)
+and slower on the one the committed cpu models were trained on, in fp32. A precision also changes what a run
+learns per example, so switching it is a change of the profile, to be decided by time to accuracy
+(benchmarks/time_to_accuracy.py). Retrained models match the committed ones only where this rule picks the same
+precision (fp32), and even then only on a machine that computes the same bits.
 A run records its resolved precision in its folder and refuses to resume under another.
 """
 
