@@ -75,8 +75,18 @@ def today(run: str, quick: bool) -> Recipe:
     return Recipe("today", run, cfg, threads, "the cpu profile's settings" + (", quick cap" if quick else ""))
 
 
-# Engine and recipe variants (issue 13) go here, each Recipe(name, run, config, threads, note).
-VARIANTS: list[Recipe] = []
+# Engine and recipe variants (issue 13): (name, the runs it applies to, config changes to today's, note).
+# Each trains beside today's in the same call; a changed config is its own run (its own folder and hash).
+MATRIX_RUNS = tuple(r for r in CANONICAL if not r.startswith("addition"))
+VARIANTS: list[tuple[str, tuple[str, ...], dict, str]] = [
+    ("bf16", MATRIX_RUNS, dict(precision="bf16"), "bf16 autocast (what 'auto' would pick if the rule allowed "
+                                                  "AVX-512-BF16 without AMX)"),
+]
+
+
+def variants(base: Recipe) -> list[Recipe]:
+    return [Recipe(name, base.run, base.config.replace(**changes), base.threads, note)
+            for name, applies, changes, note in VARIANTS if base.run in applies]
 
 
 @dataclass
@@ -213,7 +223,8 @@ def main(argv: list[str] | None = None) -> int:
     unknown = [r for r in chosen if r not in CANONICAL]
     if unknown:
         ap.error(f"unknown run {unknown[0]!r}; valid: {', '.join(CANONICAL)}")
-    recipes = [today(r, args.quick) for r in chosen] + [v for v in VARIANTS if v.run in chosen]
+    bases = [today(r, args.quick) for r in chosen]
+    recipes = [r for base in bases for r in (base, *variants(base))]  # interleaved: today, its variants, next run
     if args.recipes:
         names = set(args.recipes.split(","))
         known = {r.name for r in recipes}
@@ -229,7 +240,7 @@ def main(argv: list[str] | None = None) -> int:
     results = []
     scratch = tempfile.TemporaryDirectory(prefix="mathtx-tta-")
     for recipe in recipes:
-        data = Path(args.reuse).resolve() if args.reuse else Path(scratch.name) / recipe.name
+        data = Path(args.reuse).resolve() if args.reuse else Path(scratch.name)
         store.DATA = data  # run folders of this recipe (a scratch store: nothing under data/ is touched)
         folder = runs.run_dir(recipe.config.name)
         if not args.reuse:
