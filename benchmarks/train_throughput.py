@@ -72,6 +72,7 @@ import numpy as np
 import torch
 
 from mathtx_helpers import profiles
+from mathtx_helpers.core import devices
 from mathtx_helpers.matrix import tasks
 from mathtx_helpers.matrix.model import ATTENTION_IMPLS, resolve_attention
 from mathtx_helpers.matrix.train import (
@@ -267,10 +268,8 @@ def load_note(when: str) -> str:
 
 
 def cpu_flags() -> str:
-    try:
-        with open("/proc/cpuinfo") as f:
-            flags = next((line.split(":", 1)[1].split() for line in f if line.startswith("flags")), [])
-    except OSError:
+    flags = devices.cpu_flags()
+    if not flags:
         return "cpu flags unknown"
     has = lambda f: "yes" if f in flags else "no"  # noqa: E731
     return f"avx512f {has('avx512f')}, avx512_bf16 {has('avx512_bf16')}, amx_bf16 {has('amx_bf16')}"

@@ -18,20 +18,16 @@ def select_runs(profile: Profile, names: list[str] | None) -> list[RunSpec | Add
     return [profile.run(n) for n in names] if names else list(profile.runs + profile.addition)
 
 
-def run_folder(spec: RunSpec | AddRunSpec):
-    return runs.run_dir(spec.config.name)
-
-
 def status(spec: RunSpec | AddRunSpec) -> str:
     """'done', 'partial', 'missing' or 'corrupt', with ', busy (pid N)' while a process holds its lock."""
-    folder = run_folder(spec)
+    folder = runs.folder_of(spec.config)
     holder = runs.lock_holder(folder)
     state = runs.checkpoint_status(folder)
     return f"{state}, busy (pid {holder})" if holder else state
 
 
 def status_lines(profile: Profile) -> list[str]:
-    return [f"{spec.name:22s} {status(spec):8s} {store.relative(run_folder(spec))}"
+    return [f"{spec.name:22s} {status(spec):8s} {store.relative(runs.folder_of(spec.config))}"
             for spec in profile.runs + profile.addition]
 
 
@@ -51,13 +47,14 @@ def train_runs(profile: Profile, specs: list[RunSpec | AddRunSpec], device=None,
             train(spec.config, device=device, snapshots=spec.snapshots, progress=progress,
                   desc=f"[{i}/{len(matrix)}] {spec.name}")
     adds = [s for s in specs if isinstance(s, AddRunSpec)]
-    todo = [s for s in adds if runs.checkpoint_status(run_folder(s)) != "done"]
+    todo = [s for s in adds if runs.status_of(s.config) != "done"]
     if len(todo) == 1:  # one run: train it here
         from .arith.train import train as train_addition
 
         train_addition(todo[0].config, progress=progress, desc=todo[0].name)
     elif todo:  # one thread per run, side by side: the same bytes on any core count
-        jobs_ = [parallel.Job(s.name, run_folder(s), _child(profile, s, device), s.config.steps) for s in todo]
+        jobs_ = [parallel.Job(s.name, runs.folder_of(s.config), _child(profile, s, device), s.config.steps)
+                 for s in todo]
         parallel.run(jobs_, "step", threads=1, progress=progress)
     return 0
 
@@ -83,18 +80,19 @@ def train_side_by_side(profile: Profile, specs: list[RunSpec], device, jobs: int
     """Matrix runs `jobs` at a time, one process each, sharing the cores (each gets cores // jobs threads) or the
     GPU; the costliest start first, so that the long runs never wait for a free slot at the end. A run's bytes
     depend on its thread count: on CPU these differ from `jobs=1` (all cores in one run)."""
-    todo = sorted((s for s in specs if runs.checkpoint_status(run_folder(s)) != "done"), key=training_cost,
+    todo = sorted((s for s in specs if runs.status_of(s.config) != "done"), key=training_cost,
                   reverse=True)
     if not todo:
         return
-    children = [parallel.Job(s.name, run_folder(s), _child(profile, s, device), s.config.examples) for s in todo]
+    children = [parallel.Job(s.name, runs.folder_of(s.config), _child(profile, s, device), s.config.examples)
+                for s in todo]
     threads = max(1, (os.cpu_count() or 1) // min(jobs, len(todo)))
     parallel.run(children, "examples", threads=threads, at_once=jobs, progress=progress)
 
 
 def predict_runs(profile: Profile, specs: list[RunSpec | AddRunSpec], device=None) -> int:
     for spec in specs:
-        if runs.checkpoint_status(run_folder(spec)) != "done":
+        if runs.status_of(spec.config) != "done":
             raise ValueError(f"run {spec.name} of profile {profile.name} is not trained yet: "
                              f"python -m mathtx_helpers train --profile {profile.name} --run {spec.name}")
         if isinstance(spec, AddRunSpec):

@@ -27,13 +27,11 @@ from tqdm import tqdm
 
 from ..core import runs, schedule
 from ..core.runs import bar_disabled, load_checkpoint
+from ..core.runs import folder_of as run_dir  # the one store of both tracks
+from ..core.runs import status_of as run_status
 from . import addition
 from .config import AddConfig
 from .decoder import Decoder
-
-
-def run_dir(cfg: AddConfig) -> Path:
-    return runs.run_dir(cfg.name)  # the matrix runs' store
 
 
 def learning_rate(cfg: AddConfig, step: int) -> float:
@@ -100,11 +98,6 @@ def eval_sets(cfg: AddConfig) -> dict[str, tuple[np.ndarray, np.ndarray]]:
 def build(cfg: AddConfig) -> Decoder:
     torch.manual_seed(cfg.seed)
     return Decoder(cfg.model)
-
-
-def run_status(cfg: AddConfig) -> str:
-    """'done', 'partial' (a checkpoint to resume from), 'missing', or 'corrupt'."""
-    return runs.checkpoint_status(run_dir(cfg))
 
 
 def load(cfg: AddConfig) -> Decoder:

@@ -126,6 +126,16 @@ def run_dir(name: str) -> Path:
     return store.DATA / RUNS_DIR / name
 
 
+def folder_of(cfg) -> Path:
+    """The run folder of a run's config (a RunConfig or an AddConfig: anything with a `name`)."""
+    return run_dir(cfg.name)
+
+
+def status_of(cfg) -> str:
+    """'done', 'partial' (a checkpoint to resume from), 'missing', or 'corrupt'."""
+    return checkpoint_status(folder_of(cfg))
+
+
 # --------------------------------------------------------------------------------------------------
 # Checkpoints, metrics, status
 # --------------------------------------------------------------------------------------------------

@@ -25,21 +25,14 @@ from tqdm import tqdm
 from ..core import devices, runs, schedule, store
 from ..core.devices import autocast, resolve_precision
 from ..core.runs import bar_disabled, load_checkpoint, read_metrics
+from ..core.runs import folder_of as run_dir
+from ..core.runs import status_of as run_status
 from . import encoding, tasks
 from .config import RunConfig
 from .model import Seq2Seq, resolve_attention
 
 __all__ = ["Codec", "RunConfig", "build_model", "decode_problems", "eval_problems", "evaluate", "learning_rate",
            "load_model", "read_metrics", "resolve_precision", "run_dir", "run_status", "train", "training_step"]
-
-
-def run_dir(cfg: RunConfig) -> Path:
-    return runs.run_dir(cfg.name)
-
-
-def run_status(cfg: RunConfig) -> str:
-    """'done', 'partial' (a checkpoint to resume from), 'missing', or 'corrupt'."""
-    return runs.checkpoint_status(run_dir(cfg))
 
 
 # --------------------------------------------------------------------------------------------------
