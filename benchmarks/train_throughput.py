@@ -74,7 +74,7 @@ import torch
 from mathtx_helpers import profiles
 from mathtx_helpers.core import devices
 from mathtx_helpers.matrix import tasks
-from mathtx_helpers.matrix.model import ATTENTION_IMPLS, resolve_attention
+from mathtx_helpers.matrix.model import ATTENTION_IMPLS, Seq2Seq, resolve_attention
 from mathtx_helpers.matrix.train import (
     Codec,
     RunConfig,
@@ -384,6 +384,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="training/eval precision (default auto: resolve_precision, as training does)")
     parser.add_argument("--attention", choices=ATTENTION_IMPLS, default="auto",
                         help="attention implementation (default auto: what build_model picks on CPU)")
+    parser.add_argument("--loss", choices=("fused", "plain"), default="fused",
+                        help="fp32 training loss: fused (model.HeadLoss, what training uses) or plain "
+                             "F.cross_entropy on the logits (the engine before issue 13)")
     parser.add_argument("--seed", type=int, default=0, help="seed for weights and training problems (0)")
     parser.add_argument("--device", default="cpu", help="cpu (default) or cuda, cuda:1 ...")
     args = parser.parse_args(argv)
@@ -433,6 +436,8 @@ def main(argv: list[str] | None = None) -> int:
     print(load_note("at start"))
     print()
 
+    Seq2Seq.fused_loss = args.loss == "fused"
+    print(f"loss {args.loss}")
     bench = Bench(args, precision)
     most = max(args.threads)
     if "a" in args.only:

@@ -81,6 +81,10 @@ class RunConfig(runs.HashedConfig):
     weight_decay: float = 0.01
     grad_clip: float = 1.0
     examples: int = 1_000_000  # training budget, in examples (all processes together)
+    # a curriculum on cond(A): the first curriculum_examples training examples (0: all) are drawn with
+    # cond(A) <= max_cond (0: no limit); evaluation and test sets always use the whole distribution
+    max_cond: float = 0.0
+    curriculum_examples: int = 0
     eval_every: int = 100_000  # examples between evaluations
     eval_size: int = 500  # problems per test spectrum at each evaluation
     precision: str = "auto"  # auto: a rule on the device (core/devices.py); the resolved one is in the run folder
@@ -122,6 +126,9 @@ class RunConfig(runs.HashedConfig):
             raise ValueError(f"matrix size n must be >= 2, got {self.n}")
         if not 0 < self.lr < 1:
             raise ValueError(f"lr must be in (0, 1), got {self.lr}")
+        if self.max_cond < 0 or (self.max_cond and self.max_cond < 1) or self.curriculum_examples < 0:
+            raise ValueError(f"max_cond must be 0 (no limit) or >= 1 and curriculum_examples >= 0, got "
+                             f"{self.max_cond} and {self.curriculum_examples}")
 
     # the model's dimensions, read through (cfg.d_model is cfg.model.d_model)
     d_model = property(lambda self: self.model.d_model)

@@ -23,7 +23,7 @@ from torch import nn
 
 from .config import ATTENTION_IMPLS, ModelConfig
 
-__all__ = ["ATTENTION_IMPLS", "ModelConfig", "Seq2Seq", "resolve_attention"]
+__all__ = ["ATTENTION_IMPLS", "HeadLoss", "ModelConfig", "Seq2Seq", "resolve_attention"]
 
 def resolve_attention(impl: str, device: torch.device | str) -> str:
     if impl != "auto":
@@ -76,6 +76,41 @@ class MLP(nn.Module):
         return self.down(F.relu(self.up(x)))
 
 
+class HeadLoss(torch.autograd.Function):
+    """Mean cross-entropy of the output projection's logits, with the logits' gradient made in the forward pass.
+
+    h (N, d), W (V, d), b (V,), target (N,) with ignore_index rows not scored -> loss (). The same function as
+    F.cross_entropy(F.linear(h, W, b), target), but the (N, V) logits are turned into their gradient
+    (softmax - one-hot, / scored rows) in place: one exp pass instead of log_softmax's forward and backward and
+    the NLL's scatter into a fresh (N, V) zero tensor (the eigen-decomposition model's N x V is 5,000 x 1,328:
+    these passes were 17 % of its training step on one CPU thread). Used for fp32 training (Seq2Seq.forward)."""
+
+    @staticmethod
+    def forward(ctx, h, W, b, target, ignore_index: int):
+        logits = torch.addmm(b, h, W.t())  # (N, V)
+        scored = target != ignore_index  # (N,)
+        count = scored.sum().clamp_min(1)
+        t = target.clamp_min(0)[:, None]  # (N, 1)
+        top = logits.max(dim=1, keepdim=True).values  # (N, 1)
+        picked = logits.gather(1, t)  # (N, 1)
+        g = logits.sub_(top).exp_()  # unnormalised softmax, in place of the logits
+        total = g.sum(dim=1, keepdim=True)  # (N, 1)
+        loss = ((total.log() + top - picked).squeeze(1) * scored).sum() / count
+        g.mul_((scored[:, None] / count) / total)  # softmax / count on scored rows, 0 elsewhere
+        g.scatter_add_(1, t, -(scored[:, None] / count).to(g.dtype))  # minus the one-hot
+        ctx.save_for_backward(g, h, W)
+        return loss
+
+    @staticmethod
+    def backward(ctx, grad):
+        g, h, W = ctx.saved_tensors
+        g = g * grad
+        dh = g @ W if ctx.needs_input_grad[0] else None  # (N, d)
+        dW = g.t() @ h if ctx.needs_input_grad[1] else None  # (V, d)
+        db = g.sum(0) if ctx.needs_input_grad[2] else None  # (V,)
+        return dh, dW, db, None, None
+
+
 class EncoderBlock(nn.Module):
     def __init__(self, d: int, h: int, d_mlp: int):
         super().__init__()
@@ -109,11 +144,14 @@ class DecoderBlock(nn.Module):
 
 
 class Seq2Seq(nn.Module):
+    fused_loss = True  # fp32 training computes its loss with HeadLoss (False: F.cross_entropy, for A/B benchmarks)
+
     def __init__(self, cfg: ModelConfig):
         super().__init__()
         self.cfg = cfg
         d = cfg.d_model
-        self.src_emb, self.src_pos = nn.Embedding(cfg.src_vocab, d), nn.Embedding(cfg.max_src_len, d)
+        self.src_emb = nn.Embedding(cfg.src_vocab, d)
+        self.src_pos = nn.Embedding(cfg.max_src_len, d)
         self.tgt_emb, self.tgt_pos = nn.Embedding(cfg.tgt_vocab, d), nn.Embedding(cfg.max_tgt_len, d)
         self.encoder = nn.ModuleList(EncoderBlock(d, cfg.n_heads, cfg.mlp_width) for _ in range(cfg.enc_layers))
         self.decoder = nn.ModuleList(DecoderBlock(d, cfg.n_heads, cfg.mlp_width) for _ in range(cfg.dec_layers))
@@ -158,21 +196,30 @@ class Seq2Seq(nn.Module):
             x = block(x, bias)
         return self.enc_ln(x), bias
 
-    def decode_logits(self, tgt_in, memory, mem_bias):
-        """Teacher forcing: tgt_in (B, T) -> logits (B, T, V_tgt)."""
+    def decode_hidden(self, tgt_in, memory, mem_bias):
+        """Teacher forcing: tgt_in (B, T) -> the decoder's final hidden states (B, T, d), before the head."""
         T = tgt_in.shape[1]
         x = self.tgt_emb(tgt_in) + self.tgt_pos(torch.arange(T, device=tgt_in.device))  # (B, T, d)
         causal = torch.full((T, T), float("-inf"), device=x.device, dtype=x.dtype).triu(1)
         for block in self.decoder:
             x = block(x, causal, block.cross_attn.keys_values(memory), mem_bias)
-        return self.head(self.dec_ln(x))
+        return self.dec_ln(x)
+
+    def decode_logits(self, tgt_in, memory, mem_bias):
+        """Teacher forcing: tgt_in (B, T) -> logits (B, T, V_tgt)."""
+        return self.head(self.decode_hidden(tgt_in, memory, mem_bias))
 
     def forward(self, src, tgt, src_pad=None, pad_id: int = -100):
         """Mean cross-entropy of predicting tgt[:, 1:] from tgt[:, :-1] (pad_id positions ignored)."""
         memory, mem_bias = self.encode(src, src_pad)
         tgt_in = tgt[:, :-1].clamp_min(0)  # pad_id inputs follow a row's end: any id does (causal, not scored)
-        logits = self.decode_logits(tgt_in, memory, mem_bias)  # (B, T-1, V)
-        return F.cross_entropy(logits.float().flatten(0, 1), tgt[:, 1:].flatten(), ignore_index=pad_id)
+        target = tgt[:, 1:].flatten()  # (B * (T-1),)
+        h = self.decode_hidden(tgt_in, memory, mem_bias)  # (B, T-1, d)
+        autocasting = torch.is_autocast_enabled(h.device.type)
+        if self.fused_loss and torch.is_grad_enabled() and not autocasting and self.head.bias is not None:
+            return HeadLoss.apply(h.flatten(0, 1), self.head.weight, self.head.bias, target, pad_id)
+        logits = self.head(h)  # (B, T-1, V)
+        return F.cross_entropy(logits.float().flatten(0, 1), target, ignore_index=pad_id)
 
     # ------------------------------------------------------------------ decoding
 

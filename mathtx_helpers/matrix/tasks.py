@@ -98,13 +98,17 @@ def normalize_signs(V: np.ndarray) -> np.ndarray:
 
 
 def make_problems(task: str, n: int, batch: int, rng: np.random.Generator, spectrum: str = "semicircle",
-                  input_encoding: str = "FP15", output_encoding: str | None = "P1000") -> Problems:
+                  input_encoding: str = "FP15", output_encoding: str | None = "P1000",
+                  max_cond: float = 0.0) -> Problems:
     """Sample `batch` problems: inputs rounded to `input_encoding`, exact targets from the rounded inputs.
 
     Inversion inputs are iid U[-10, 10] (the spectrum is ignored); inputs whose inverse is numerically poor
     (max|A A^-1 - I| > 1e-10) or whose target the output encoding cannot represent are redrawn, as the
-    original generator skipped them.
+    original generator skipped them. max_cond > 0 also redraws inputs with cond(A) above it (a training
+    curriculum: the distribution conditioned on cond(A) <= max_cond; evaluation sets never use it).
     """
+    if max_cond < 0 or (max_cond and max_cond < 1):
+        raise ValueError(f"max_cond must be 0 (no limit) or >= 1 (a condition number), got {max_cond}")
     check_task(task)
     encoding.check_encoding(input_encoding)
     if output_encoding is not None:
@@ -132,6 +136,8 @@ def make_problems(task: str, n: int, batch: int, rng: np.random.Generator, spect
                 T = solve(task, A)
         if output_encoding is not None:
             ok &= encoding.in_range(T, output_encoding).all(axis=(1, 2))
+        if max_cond:
+            ok &= cond(np.where(ok[:, None, None], A, np.eye(n))) <= max_cond
         keep = slice(None) if ok.all() else ok
         A_parts.append(A[keep])
         T_parts.append(T[keep])

@@ -168,11 +168,14 @@ def load_model(cfg: RunConfig, device=None, snapshot: int | None = None) -> tupl
 # --------------------------------------------------------------------------------------------------
 
 
-def training_step(net, opt, codec: Codec, rng: np.random.Generator, device, precision: str) -> torch.Tensor:
-    """One optimizer step on a fresh batch (net may be the model or its DDP wrapper); returns the loss."""
+def training_step(net, opt, codec: Codec, rng: np.random.Generator, device, precision: str,
+                  examples: int = 0) -> torch.Tensor:
+    """One optimizer step on a fresh batch (net may be the model or its DDP wrapper), `examples` having been
+    trained before it (for the cond(A) curriculum); returns the loss."""
     cfg = codec.cfg
+    in_curriculum = cfg.max_cond and (not cfg.curriculum_examples or examples < cfg.curriculum_examples)
     probs = tasks.make_problems(cfg.task, cfg.n, cfg.batch, rng, cfg.spectrum, cfg.input_encoding,
-                                cfg.output_encoding)
+                                cfg.output_encoding, max_cond=cfg.max_cond if in_curriculum else 0.0)
     src, tgt, pad = codec.tensors(probs, device)
     with autocast(device, precision):
         loss = net(src, tgt, src_pad=pad)
@@ -265,7 +268,7 @@ def _train(cfg: RunConfig, run: runs.Training, device, rank: int, world: int, pr
         model.train()
         for g in opt.param_groups:
             g["lr"] = learning_rate(cfg, step, total_steps)
-        loss = training_step(net, opt, codec, rng, device, precision)
+        loss = training_step(net, opt, codec, rng, device, precision, examples)
         step += 1
         examples += per_step
         loss_sum += float(loss)

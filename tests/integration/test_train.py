@@ -359,3 +359,23 @@ def test_cli_bad_jobs_is_one_clear_line(tmp_path):
     assert r.returncode == 2 and "Traceback" not in r.stderr
     assert "--jobs must be >= 1, got 0" in r.stderr
     assert not (tmp_path / "data").exists()
+
+
+def test_cond_curriculum_draws_the_first_examples_conditioned(data, monkeypatch):
+    """max_cond with curriculum_examples: the steps before that many examples draw with cond(A) <= max_cond,
+    the later ones from the whole distribution; the evaluation sets never use it."""
+    calls = []
+    real = train.tasks.make_problems
+
+    def recording(*args, max_cond=0.0, **kwargs):
+        calls.append((args[2], max_cond))  # (batch size, max_cond)
+        return real(*args, max_cond=max_cond, **kwargs)
+
+    monkeypatch.setattr(train.tasks, "make_problems", recording)
+    cfg = RunConfig.from_dict({**TINY, "task": "inversion", "upper": False, "max_cond": 5.0,
+                               "curriculum_examples": 48})
+    train.train(cfg, progress=False)
+    steps = [c for c in calls if c[0] == cfg.batch]
+    evals = [c for c in calls if c[0] == cfg.eval_size]
+    assert [m for _, m in steps] == [5.0] * 3 + [0.0] * 7  # 48 examples = 3 steps of 16
+    assert evals and all(m == 0.0 for _, m in evals)

@@ -28,6 +28,8 @@ TINY = dict(n=3, d_model=16, n_heads=2, enc_layers=1, dec_layers=1, batch=16, lr
     (dict(n_heads=0), "n_heads must be positive"),
     (dict(batch=0), "batch must be positive"),
     (dict(lr=0.0), r"lr must be in \(0, 1\)"),
+    (dict(max_cond=0.5), "max_cond must be 0 .* or >= 1"),
+    (dict(curriculum_examples=-1), "curriculum_examples >= 0"),
 ])
 def test_invalid_config_is_one_clear_value_error(changes, message):
     with pytest.raises(ValueError, match=message):
@@ -68,6 +70,22 @@ def test_name_changes_with_every_field():
         changed = base.replace(**{field: value})
         assert changed.name not in names, field
         names.add(changed.name)
+
+
+# fields added after the committed runs were named: in config.json (and the hash) only when set
+LATER_FIELDS = dict(max_cond=10.0, curriculum_examples=1000)
+
+
+def test_later_fields_enter_the_name_only_when_set():
+    base = RunConfig.from_dict(TINY)
+    assert not set(LATER_FIELDS) & set(json.loads(base.to_json()))
+    names = {base.name}
+    for field, value in LATER_FIELDS.items():
+        changed = base.replace(**{field: value})
+        assert json.loads(changed.to_json())[field] == value
+        assert changed.name not in names, field
+        names.add(changed.name)
+        assert RunConfig.from_dict(json.loads(changed.to_json())) == changed
 
 
 def test_from_dict_rejects_unknown_keys():

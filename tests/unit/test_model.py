@@ -7,7 +7,7 @@ import itertools
 import pytest
 import torch
 
-from mathtx_helpers.matrix.model import ModelConfig, Seq2Seq
+from mathtx_helpers.matrix.model import HeadLoss, ModelConfig, Seq2Seq
 
 BOS, EOS = 0, 1
 
@@ -269,3 +269,46 @@ def test_exhaustive_beam_finds_the_most_likely_sequence():
         best = float(scores.max())
         assert float(b_lp[b].sum()) == pytest.approx(best, abs=1e-4)
         assert best >= float(g_lp[b].sum()) - 1e-5
+
+
+# ------------------------------------------------------------------------------------------ the training loss
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_head_loss_matches_cross_entropy_and_its_gradients(seed):
+    """HeadLoss (the logits turned into their gradient in place) is F.cross_entropy of the head's logits:
+    same loss, same gradients for h, W and b, ignored rows contributing nothing; and a scaled upstream
+    gradient scales every gradient."""
+    g = torch.Generator().manual_seed(seed)
+    N, d, V = 40, 8, 17
+    h = torch.randn(N, d, generator=g, requires_grad=True)
+    W = torch.randn(V, d, generator=g).requires_grad_()
+    b = torch.randn(V, generator=g).requires_grad_()
+    t = torch.randint(0, V, (N,), generator=g)
+    t[::5] = -100
+    ref = torch.nn.functional.cross_entropy(torch.nn.functional.linear(h, W, b), t, ignore_index=-100)
+    ref_grads = torch.autograd.grad(2.5 * ref, (h, W, b))
+    got = HeadLoss.apply(h, W, b, t, -100)
+    got_grads = torch.autograd.grad(2.5 * got, (h, W, b))
+    torch.testing.assert_close(got, ref, atol=1e-6, rtol=1e-6)
+    for a, c in zip(got_grads, ref_grads, strict=True):
+        torch.testing.assert_close(a, c, atol=1e-6, rtol=1e-5)
+    assert torch.all(torch.autograd.grad(HeadLoss.apply(h, W, b, t, -100), h)[0][::5] == 0)  # ignored rows
+
+
+def test_training_loss_is_the_cross_entropy_of_the_logits():
+    """Seq2Seq.forward takes the fused HeadLoss path when training in fp32: its loss and parameter gradients
+    equal cross-entropy on decode_logits (the path decoding and autocast use)."""
+    model = tiny_model(std=0.3).train()
+    src = sources(6, 7)
+    tgt = torch.randint(0, 13, (6, 9), generator=torch.Generator().manual_seed(5))
+    tgt[2, 6:] = -100
+    loss = model(src, tgt)
+    fused = torch.autograd.grad(loss, list(model.parameters()))
+    memory, bias = model.encode(src)
+    logits = model.decode_logits(tgt[:, :-1].clamp_min(0), memory, bias)
+    ref = torch.nn.functional.cross_entropy(logits.flatten(0, 1), tgt[:, 1:].flatten(), ignore_index=-100)
+    plain = torch.autograd.grad(ref, list(model.parameters()))
+    torch.testing.assert_close(loss, ref, atol=1e-6, rtol=1e-6)
+    for a, c in zip(fused, plain, strict=True):
+        torch.testing.assert_close(a, c, atol=1e-6, rtol=1e-5)

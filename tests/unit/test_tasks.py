@@ -384,3 +384,20 @@ def test_make_problems_checks_its_other_arguments():
         tasks.make_problems("eigenvalues", 5, 2, rng, output_encoding="P100")
     with pytest.raises(ValueError, match="valid spectra"):
         tasks.make_problems("eigenvectors", 5, 2, rng, spectrum="wigner")
+
+
+def test_max_cond_draws_the_conditioned_distribution():
+    """max_cond redraws inputs above it: every drawn cond(A) is below it, the draw is reproducible, and the
+    well-conditioned share of the unconditioned draw is what it keeps (cond(A) <= 10: about 60 % for 3x3
+    U[-10, 10], checked against the unconditioned sample's own fraction)."""
+    free = tasks.make_problems("inversion", 3, 4000, np.random.default_rng(0))
+    share = float(np.mean(tasks.cond(free.A) <= 10))
+    assert 0.5 < share < 0.7
+    kept = tasks.make_problems("inversion", 3, 500, np.random.default_rng(1), max_cond=10.0)
+    assert tasks.cond(kept.A).max() <= 10
+    again = tasks.make_problems("inversion", 3, 500, np.random.default_rng(1), max_cond=10.0)
+    assert np.array_equal(kept.A, again.A)
+    eig = tasks.make_problems("eigenvalues", 3, 200, np.random.default_rng(2), "laplace", max_cond=5.0)
+    assert tasks.cond(eig.A).max() <= 5
+    with pytest.raises(ValueError, match="max_cond must be 0"):
+        tasks.make_problems("inversion", 3, 10, np.random.default_rng(0), max_cond=0.5)
