@@ -296,9 +296,13 @@ def test_head_loss_matches_cross_entropy_and_its_gradients(seed):
     assert torch.all(torch.autograd.grad(HeadLoss.apply(h, W, b, t, -100), h)[0][::5] == 0)  # ignored rows
 
 
-def test_training_loss_is_the_cross_entropy_of_the_logits():
-    """Seq2Seq.forward takes the fused HeadLoss path when training in fp32: its loss and parameter gradients
-    equal cross-entropy on decode_logits (the path decoding and autocast use)."""
+def test_training_loss_is_the_cross_entropy_of_the_logits(monkeypatch):
+    """Seq2Seq.forward takes the fused HeadLoss path when training in fp32 with large enough logits (here made
+    small enough): its loss and parameter gradients equal cross-entropy on decode_logits (the path decoding,
+    autocast and small logits use)."""
+    calls = []
+    monkeypatch.setattr(Seq2Seq, "FUSED_LOSS_MIN", 1)
+    monkeypatch.setattr(HeadLoss, "apply", lambda *a, _apply=HeadLoss.apply: calls.append(1) or _apply(*a))
     model = tiny_model(std=0.3).train()
     src = sources(6, 7)
     tgt = torch.randint(0, 13, (6, 9), generator=torch.Generator().manual_seed(5))
@@ -312,3 +316,7 @@ def test_training_loss_is_the_cross_entropy_of_the_logits():
     torch.testing.assert_close(loss, ref, atol=1e-6, rtol=1e-6)
     for a, c in zip(fused, plain, strict=True):
         torch.testing.assert_close(a, c, atol=1e-6, rtol=1e-5)
+    assert calls == [1]  # the fused path ran once (the training loss), not for the reference
+    monkeypatch.setattr(Seq2Seq, "FUSED_LOSS_MIN", 10 ** 9)
+    model(src, tgt)
+    assert calls == [1]  # small logits: the plain path

@@ -1,0 +1,96 @@
+"""What an inversion model has learned when its accuracy reads 0 %: entry by entry, against the true inverse.
+
+    python benchmarks/inversion_diagnosis.py DATA [DATA ...]     # every finished inversion run under DATA/runs
+
+For each run: accuracy at 5 % (the verifier's sum|A P - I| / n), the median distance to the true inverse
+(sum|P - A^-1| / sum|A^-1|: 1 is what predicting 0 scores), and per entry of P: the share with the right sign, with
+the right order of magnitude (|log10|p| - log10|a|| < 0.5), and within 5 % of the true entry. 2,000 fresh problems
+of the training distribution (iid U[-10, 10], seed 0), greedy decoding on one thread.
+
+The first row is two rules that need no model: every entry's magnitude is the median |entry| of A^-1, and the
+sign of (A^-1)_ij is the sign of A_ji (the transpose). A model no better than this row has learned the
+distribution's shape, not inversion.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from mathtx_helpers.core import runs, store  # noqa: E402
+from mathtx_helpers.matrix import tasks, train  # noqa: E402
+from mathtx_helpers.matrix.config import RunConfig  # noqa: E402
+
+
+def diagnose(cfg: RunConfig, size: int = 2_000) -> dict:
+    model, codec, precision = train.load_model(cfg, "cpu")
+    probs = tasks.make_problems("inversion", cfg.n, size, np.random.default_rng(0), "semicircle",
+                                cfg.input_encoding, cfg.output_encoding)
+    P, valid, _, _ = train.decode_problems(model, codec, probs, "cpu", precision)
+    inv = probs.target  # (B, n, n): the exact inverse of the rounded input
+    ok = valid.astype(bool)
+    p, a = P[ok], inv[ok]
+    with np.errstate(all="ignore"):
+        dist = np.abs(p - a).sum(axis=(1, 2)) / np.abs(a).sum(axis=(1, 2))
+        magnitude = np.abs(np.log10(np.abs(p)) - np.log10(np.abs(a))) < 0.5
+        close = np.abs(p - a) <= 0.05 * np.abs(a)
+    err = tasks.verify("inversion", probs.A, P)
+    return {"valid": float(valid.mean()), "acc5": float(np.mean(err < 0.05)),
+            "median_distance": float(np.median(dist)), "sign": float(np.mean(np.sign(p) == np.sign(a))),
+            "magnitude": float(np.mean(magnitude)), "entry_within_5pc": float(np.mean(close))}
+
+
+def baseline(size: int = 2_000) -> dict:
+    """The two model-free rules of the docstring, scored like a model."""
+    probs = tasks.make_problems("inversion", 3, size, np.random.default_rng(0))
+    a = probs.target
+    p = np.sign(np.swapaxes(probs.A, 1, 2)) * np.median(np.abs(a))
+    with np.errstate(all="ignore"):
+        dist = np.abs(p - a).sum(axis=(1, 2)) / np.abs(a).sum(axis=(1, 2))
+    return {"valid": 1.0, "acc5": float(np.mean(tasks.verify("inversion", probs.A, p) < 0.05)),
+            "median_distance": float(np.median(dist)), "sign": float(np.mean(np.sign(p) == np.sign(a))),
+            "magnitude": float(np.mean(np.abs(np.log10(np.abs(p)) - np.log10(np.abs(a))) < 0.5)),
+            "entry_within_5pc": float(np.mean(np.abs(p - a) <= 0.05 * np.abs(a)))}
+
+
+def row(name: str, examples: str, d: dict, changes: str) -> str:
+    return (f"{name:36s} {examples:>9s} {d['valid']:6.3f} {100 * d['acc5']:6.1f}% {d['median_distance']:6.3f} "
+            f"{d['sign']:6.3f} {d['magnitude']:6.3f} {d['entry_within_5pc']:6.3f}  {changes}")
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("data", nargs="+", help="data folders holding runs/ (a sweep's scratch store, data/)")
+    ap.add_argument("--size", type=int, default=2_000)
+    args = ap.parse_args()
+    missing = [d for d in args.data if not (Path(d) / "runs").is_dir()]
+    if missing:
+        ap.error(f"{missing[0]!r} has no runs/ folder: give a data folder (data, or a sweep's scratch store)")
+    torch.set_num_threads(1)
+    print(f"{'run':36s} {'examples':>9s} {'valid':>6s} {'acc@5%':>7s} {'dist':>6s} {'sign':>6s} {'order':>6s} "
+          f"{'<5%':>6s}  config")
+    print(row("no model: median magnitude, sign of A^T", "-", baseline(args.size), "(two rules)"), flush=True)
+    for data in args.data:
+        store.DATA = Path(data).resolve()
+        for folder in sorted((store.DATA / "runs").glob("inversion-*")):
+            if runs.checkpoint_status(folder) != "done":
+                continue
+            flat = json.loads((folder / "config.json").read_text())
+            cfg = RunConfig.from_dict(flat)
+            d = diagnose(cfg, args.size)
+            keys = ("d_model", "enc_layers", "dec_layers", "batch", "lr", "schedule", "output_encoding", "max_cond")
+            print(row(folder.name, f"{cfg.examples:,}", d, " ".join(f"{k}={flat[k]}" for k in keys if k in flat)),
+                  flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
