@@ -3,6 +3,7 @@ targets, on this machine; examples/s; achieved model FLOP/s against a plain matm
 
     python benchmarks/time_to_accuracy.py                 # every canonical run, each recipe (about an hour)
     python benchmarks/time_to_accuracy.py --quick         # a few minutes: two runs with short caps
+    python benchmarks/time_to_accuracy.py --quick --only eigenvectors   # its 200k-example cap
     python benchmarks/time_to_accuracy.py --only eigenvalues-laplace,addition-2layer
     python benchmarks/time_to_accuracy.py --reuse data    # read finished runs of a store instead of training
 
@@ -52,7 +53,9 @@ TARGETS = {"eigenvalues": (0.90, 0.95), "eigenvectors": (0.80, 0.92), "inversion
            "addition": (0.999,)}
 CANONICAL = ("eigenvalues-semicircle", "eigenvalues-laplace", "eigenvalues-positive2", "eigenvectors", "inversion",
              "addition-2layer")
+QUICK_RUNS = ("eigenvalues-semicircle", "addition-2layer")  # what --quick alone runs
 QUICK = {"eigenvalues-semicircle": dict(examples=200_000, eval_every=25_000),
+         "eigenvectors": dict(examples=200_000, eval_every=100_000),  # with --only: about 8 min a recipe
          "addition-2layer": dict(steps=2_000, eval_every=250)}  # short caps; a different run than the profile's
 
 
@@ -240,7 +243,7 @@ def main(argv: list[str] | None = None) -> int:
                     "and its load gave")
     ap.add_argument("--matmul-seconds", type=float, default=2.0, help="timed seconds of the matmul ceiling (2)")
     args = ap.parse_args(argv)
-    chosen = [r for r in args.only.split(",") if r] or (list(QUICK) if args.quick else list(CANONICAL))
+    chosen = [r for r in args.only.split(",") if r] or (list(QUICK_RUNS) if args.quick else list(CANONICAL))
     unknown = [r for r in chosen if r not in CANONICAL]
     if unknown:
         ap.error(f"unknown run {unknown[0]!r}; valid: {', '.join(CANONICAL)}")
