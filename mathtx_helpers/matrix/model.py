@@ -146,9 +146,9 @@ class DecoderBlock(nn.Module):
 class Seq2Seq(nn.Module):
     # fp32 training computes its loss with HeadLoss when the logits have at least FUSED_LOSS_MIN entries: 1.05-1.07x
     # (one thread) and 1.21x (two) the training rate at the eigen-decomposition model's 5,000 x 1,328, but 0.96x at
-    # the d64 eigenvalue
-    # model's 768 x 1,328 and 0.97x at the reference configuration's 1,152 x 1,328 (docs/benchmarks.md), where the
-    # plain F.cross_entropy path stays (and with it the bytes of the runs trained before HeadLoss existed).
+    # the d64 eigenvalue model's 768 x 1,328 and 0.97x at the reference configuration's 1,152 x 1,328
+    # (docs/benchmarks.md), where the plain F.cross_entropy path stays (and with it the bytes of the runs trained
+    # before HeadLoss existed).
     # fused_loss = False never uses it (the A/B benchmarks' "plain-loss").
     fused_loss = True
     FUSED_LOSS_MIN = 4_000_000
