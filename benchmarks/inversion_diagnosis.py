@@ -30,35 +30,33 @@ from mathtx_helpers.matrix import tasks, train  # noqa: E402
 from mathtx_helpers.matrix.config import RunConfig  # noqa: E402
 
 
-def diagnose(cfg: RunConfig, size: int = 2_000) -> dict:
-    model, codec, precision = train.load_model(cfg, "cpu")
-    probs = tasks.make_problems("inversion", cfg.n, size, np.random.default_rng(0), "semicircle",
-                                cfg.input_encoding, cfg.output_encoding)
-    P, valid, _, _ = train.decode_problems(model, codec, probs, "cpu", precision)
-    inv = probs.target  # (B, n, n): the exact inverse of the rounded input
-    ok = valid.astype(bool)
-    p, a = P[ok], inv[ok]
+def problems(size: int) -> tasks.Problems:
+    """The fixed diagnosis set: fresh 3x3 inversion problems of the training distribution (seed 0)."""
+    return tasks.make_problems("inversion", 3, size, np.random.default_rng(0))
+
+
+def score(probs: tasks.Problems, P: np.ndarray, valid: np.ndarray) -> dict:
+    """Predictions P (B, n, n), NaN where invalid, against the exact inverses probs.target, entry by entry."""
+    p, a = P[valid], probs.target[valid]
     with np.errstate(all="ignore"):
         dist = np.abs(p - a).sum(axis=(1, 2)) / np.abs(a).sum(axis=(1, 2))
         magnitude = np.abs(np.log10(np.abs(p)) - np.log10(np.abs(a))) < 0.5
         close = np.abs(p - a) <= 0.05 * np.abs(a)
-    err = tasks.verify("inversion", probs.A, P)
-    return {"valid": float(valid.mean()), "acc5": float(np.mean(err < 0.05)),
+    return {"valid": float(valid.mean()), "acc5": float(np.mean(tasks.verify("inversion", probs.A, P) < 0.05)),
             "median_distance": float(np.median(dist)), "sign": float(np.mean(np.sign(p) == np.sign(a))),
             "magnitude": float(np.mean(magnitude)), "entry_within_5pc": float(np.mean(close))}
 
 
-def baseline(size: int = 2_000) -> dict:
+def diagnose(cfg: RunConfig, probs: tasks.Problems) -> dict:
+    model, codec, precision = train.load_model(cfg, "cpu")
+    P, valid, _, _ = train.decode_problems(model, codec, probs, "cpu", precision)
+    return score(probs, P, valid.astype(bool))
+
+
+def baseline(probs: tasks.Problems) -> dict:
     """The two model-free rules of the docstring, scored like a model."""
-    probs = tasks.make_problems("inversion", 3, size, np.random.default_rng(0))
-    a = probs.target
-    p = np.sign(np.swapaxes(probs.A, 1, 2)) * np.median(np.abs(a))
-    with np.errstate(all="ignore"):
-        dist = np.abs(p - a).sum(axis=(1, 2)) / np.abs(a).sum(axis=(1, 2))
-    return {"valid": 1.0, "acc5": float(np.mean(tasks.verify("inversion", probs.A, p) < 0.05)),
-            "median_distance": float(np.median(dist)), "sign": float(np.mean(np.sign(p) == np.sign(a))),
-            "magnitude": float(np.mean(np.abs(np.log10(np.abs(p)) - np.log10(np.abs(a))) < 0.5)),
-            "entry_within_5pc": float(np.mean(np.abs(p - a) <= 0.05 * np.abs(a)))}
+    P = np.sign(np.swapaxes(probs.A, 1, 2)) * np.median(np.abs(probs.target))
+    return score(probs, P, np.ones(len(probs), dtype=bool))
 
 
 def row(name: str, examples: str, d: dict, changes: str) -> str:
@@ -77,7 +75,8 @@ def main() -> int:
     torch.set_num_threads(1)
     print(f"{'run':36s} {'examples':>9s} {'valid':>6s} {'acc@5%':>7s} {'dist':>6s} {'sign':>6s} {'order':>6s} "
           f"{'<5%':>6s}  config")
-    print(row("no model: median magnitude, sign of A^T", "-", baseline(args.size), "(two rules)"), flush=True)
+    probs = problems(args.size)
+    print(row("no model: median magnitude, sign of A^T", "-", baseline(probs), "(two rules)"), flush=True)
     for data in args.data:
         store.DATA = Path(data).resolve()
         for folder in sorted((store.DATA / "runs").glob("inversion-*")):
@@ -85,7 +84,10 @@ def main() -> int:
                 continue
             flat = json.loads((folder / "config.json").read_text())
             cfg = RunConfig.from_dict(flat)
-            d = diagnose(cfg, args.size)
+            if (cfg.n, cfg.input_encoding) != (3, "FP15"):  # the diagnosis set is 3x3, FP15-rounded
+                print(f"{folder.name}: n={cfg.n}, {cfg.input_encoding} input; skipped")
+                continue
+            d = diagnose(cfg, probs)
             keys = ("d_model", "enc_layers", "dec_layers", "batch", "lr", "schedule", "output_encoding", "max_cond")
             print(row(folder.name, f"{cfg.examples:,}", d, " ".join(f"{k}={flat[k]}" for k in keys if k in flat)),
                   flush=True)

@@ -126,9 +126,9 @@ class RunConfig(runs.HashedConfig):
             raise ValueError(f"matrix size n must be >= 2, got {self.n}")
         if not 0 < self.lr < 1:
             raise ValueError(f"lr must be in (0, 1), got {self.lr}")
-        if self.max_cond < 0 or (self.max_cond and self.max_cond < 1) or self.curriculum_examples < 0:
-            raise ValueError(f"max_cond must be 0 (no limit) or >= 1 and curriculum_examples >= 0, got "
-                             f"{self.max_cond} and {self.curriculum_examples}")
+        tasks.check_max_cond(self.max_cond)
+        if self.curriculum_examples < 0:
+            raise ValueError(f"need curriculum_examples >= 0 (0: the whole run), got {self.curriculum_examples}")
 
     # the model's dimensions, read through (cfg.d_model is cfg.model.d_model)
     d_model = property(lambda self: self.model.d_model)

@@ -157,8 +157,7 @@ class Seq2Seq(nn.Module):
         super().__init__()
         self.cfg = cfg
         d = cfg.d_model
-        self.src_emb = nn.Embedding(cfg.src_vocab, d)
-        self.src_pos = nn.Embedding(cfg.max_src_len, d)
+        self.src_emb, self.src_pos = nn.Embedding(cfg.src_vocab, d), nn.Embedding(cfg.max_src_len, d)
         self.tgt_emb, self.tgt_pos = nn.Embedding(cfg.tgt_vocab, d), nn.Embedding(cfg.max_tgt_len, d)
         self.encoder = nn.ModuleList(EncoderBlock(d, cfg.n_heads, cfg.mlp_width) for _ in range(cfg.enc_layers))
         self.decoder = nn.ModuleList(DecoderBlock(d, cfg.n_heads, cfg.mlp_width) for _ in range(cfg.dec_layers))
@@ -224,7 +223,7 @@ class Seq2Seq(nn.Module):
         h = self.decode_hidden(tgt_in, memory, mem_bias)  # (B, T-1, d)
         autocasting = torch.is_autocast_enabled(h.device.type)
         big = h.shape[0] * h.shape[1] * self.cfg.tgt_vocab >= self.FUSED_LOSS_MIN
-        if self.fused_loss and big and torch.is_grad_enabled() and not autocasting and self.head.bias is not None:
+        if self.fused_loss and big and torch.is_grad_enabled() and not autocasting:
             return HeadLoss.apply(h.flatten(0, 1), self.head.weight, self.head.bias, target, pad_id)
         logits = self.head(h)  # (B, T-1, V)
         return F.cross_entropy(logits.float().flatten(0, 1), target, ignore_index=pad_id)

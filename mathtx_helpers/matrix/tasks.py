@@ -97,6 +97,13 @@ def normalize_signs(V: np.ndarray) -> np.ndarray:
     return V * np.where(sign == 0, 1.0, sign)
 
 
+def check_max_cond(max_cond: float) -> float:
+    """A cond(A) bound is 0 (no limit) or a condition number (>= 1); anything else is one clear ValueError."""
+    if max_cond < 0 or (max_cond and max_cond < 1):
+        raise ValueError(f"max_cond must be 0 (no limit) or >= 1 (a condition number), got {max_cond}")
+    return max_cond
+
+
 def make_problems(task: str, n: int, batch: int, rng: np.random.Generator, spectrum: str = "semicircle",
                   input_encoding: str = "FP15", output_encoding: str | None = "P1000",
                   max_cond: float = 0.0) -> Problems:
@@ -107,8 +114,7 @@ def make_problems(task: str, n: int, batch: int, rng: np.random.Generator, spect
     original generator skipped them. max_cond > 0 also redraws inputs with cond(A) above it (a training
     curriculum: the distribution conditioned on cond(A) <= max_cond; evaluation sets never use it).
     """
-    if max_cond < 0 or (max_cond and max_cond < 1):
-        raise ValueError(f"max_cond must be 0 (no limit) or >= 1 (a condition number), got {max_cond}")
+    check_max_cond(max_cond)
     check_task(task)
     encoding.check_encoding(input_encoding)
     if output_encoding is not None:
