@@ -12,7 +12,7 @@ TORCH_SPEC ?= torch==2.13.0
 TORCH_PIP_ARGS ?=
 STAMP := $(VENV)/.installed
 
-.PHONY: help env figures test lint lab bench clean
+.PHONY: help env figures retrain test lint lab bench clean
 
 help: ## list the targets
 	@echo "mathtx — reproducible companion to 'What is my math transformer doing?'"
@@ -29,8 +29,12 @@ $(STAMP): pyproject.toml
 
 env: $(STAMP) ## create .venv and install the package with its notebook and test extras
 
-figures: $(STAMP) ## execute every notebook in order with papermill and write figures/ (PROFILE=...)
+figures: $(STAMP) ## restore the shipped models, execute every notebook with papermill, write figures/ (RETRAIN=1: retrain first)
+	$(if $(RETRAIN),$(PY) -m mathtx_helpers retrain --profile $(PROFILE))
 	$(PY) -m mathtx_helpers figures --profile $(PROFILE)
+
+retrain: $(STAMP) ## train every run of the profile from scratch, one thread each, and compare with the shipped models/
+	$(PY) -m mathtx_helpers retrain --profile $(PROFILE)
 
 test: $(STAMP) ## ruff, then pytest (unit + property tests) and nbval over every notebook at the smoke profile
 	$(VENV)/bin/ruff check .

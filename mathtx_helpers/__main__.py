@@ -5,6 +5,9 @@
     python -m mathtx_helpers train    [--profile P] [--run NAME ...] train (or resume) a profile's runs
     python -m mathtx_helpers predict  [--profile P] [--run NAME ...] predict their test sets
     python -m mathtx_helpers results  [--check]                      README's and docs/claims.md's tables
+    python -m mathtx_helpers restore  [--profile P]                  put the shipped models/ into data/runs/
+    python -m mathtx_helpers retrain  [--profile P] [--run NAME ...] train from scratch, compare with models/
+    python -m mathtx_helpers ship     [--profile P] [--run NAME ...] write finished runs' weights to models/
 
 train also runs under torchrun: `torchrun --nproc_per_node=2 -m mathtx_helpers train --run NAME`.
 """
@@ -48,6 +51,9 @@ def main(argv: list[str] | None = None) -> int:
                     help="train N matrix runs at a time side by side, one process each (default 1). On a GPU this "
                          "uses it better (3 runs: ~2x the examples/s of one). On CPU each run gets cores/N threads, "
                          "so its results differ bit-wise from --jobs 1")
+    tr.add_argument("--threads", type=int, default=None, metavar="T",
+                    help="train every matrix run in its own process with T threads (make retrain: 1, so that a "
+                         "run's bytes do not depend on the core count)")
 
     pr = sub.add_parser("predict", help="predict the test sets of a profile's (finished) runs")
     _profile_arg(pr)
@@ -57,6 +63,21 @@ def main(argv: list[str] | None = None) -> int:
     res = sub.add_parser("results", help="rewrite README's headline table and verdicts and docs/claims.md from "
                                          "figures/*_claims.csv")
     res.add_argument("--check", action="store_true", help="only check that README matches the CSVs (exit 1 if not)")
+
+    rs = sub.add_parser("restore", help="restore the shipped weights (models/<profile>/) into the run store; runs "
+                                        "already there are left alone")
+    _profile_arg(rs)
+
+    rt = sub.add_parser("retrain", help="train runs from scratch as the shipped ones were trained (one thread each), "
+                                        "then say whether each is bit-identical to its shipped weights")
+    _profile_arg(rt)
+    _runs_arg(rt)
+    rt.add_argument("--jobs", type=int, default=None, metavar="N", help="runs side by side (default: the cores)")
+
+    sh = sub.add_parser("ship", help="write finished runs' weights, curves and hashes to models/<profile>/ "
+                                     "(for runs trained by retrain)")
+    _profile_arg(sh)
+    _runs_arg(sh)
 
     args = parser.parse_args(argv)
     try:
@@ -80,8 +101,18 @@ def main(argv: list[str] | None = None) -> int:
                     print("   " + line)
             return 0
         specs = jobs.select_runs(prof, args.run)
+        if args.command == "restore":
+            from . import shipping
+
+            lines = shipping.restore(prof)
+            print("\n".join(lines) or f"nothing to restore for profile {prof.name}")
+            return 0
+        if args.command == "retrain":
+            return jobs.retrain(prof, specs, jobs=args.jobs)
+        if args.command == "ship":
+            return jobs.ship(prof, specs)
         if args.command == "train":
-            return jobs.train_runs(prof, specs, device=args.device, jobs=args.jobs)
+            return jobs.train_runs(prof, specs, device=args.device, jobs=args.jobs, threads=args.threads)
         return jobs.predict_runs(prof, specs, device=args.device)
     except ValueError as e:
         parser.error(str(e))

@@ -32,14 +32,18 @@ def status_lines(profile: Profile) -> list[str]:
 
 
 def train_runs(profile: Profile, specs: list[RunSpec | AddRunSpec], device=None, jobs: int = 1,
-               progress: bool = True) -> int:
-    """Train (or resume) the runs: matrix runs one after another, or `jobs` at a time side by side; the
-    addition runs side by side, one thread each (CPU only)."""
+               progress: bool = True, threads: int | None = None) -> int:
+    """Train (or resume) the runs: matrix runs one after another in this process, or `jobs` at a time side by
+    side; the addition runs side by side, one thread each (CPU only). `threads`: every matrix run in its own
+    process with this many threads (`make retrain` uses 1: a run's bytes then do not depend on the machine's
+    core count, nor on which runs share the cores)."""
     if jobs < 1:
         raise ValueError(f"--jobs must be >= 1, got {jobs}")
+    if threads is not None and threads < 1:
+        raise ValueError(f"--threads must be >= 1, got {threads}")
     matrix = [s for s in specs if isinstance(s, RunSpec)]
-    if jobs > 1:
-        train_side_by_side(profile, matrix, device, jobs, progress=progress)
+    if jobs > 1 or threads is not None:
+        train_side_by_side(profile, matrix, device, jobs, progress=progress, threads=threads)
     else:
         from .matrix.train import train
 
@@ -76,17 +80,18 @@ def training_cost(spec: RunSpec) -> float:
     return c.examples * (codec.src_len * c.enc_layers + codec.tgt_len * 2 * c.dec_layers) * c.d_model ** 2
 
 
-def train_side_by_side(profile: Profile, specs: list[RunSpec], device, jobs: int, progress: bool = True) -> None:
-    """Matrix runs `jobs` at a time, one process each, sharing the cores (each gets cores // jobs threads) or the
-    GPU; the costliest start first, so that the long runs never wait for a free slot at the end. A run's bytes
-    depend on its thread count: on CPU these differ from `jobs=1` (all cores in one run)."""
+def train_side_by_side(profile: Profile, specs: list[RunSpec], device, jobs: int, progress: bool = True,
+                       threads: int | None = None) -> None:
+    """Matrix runs `jobs` at a time, one process each, sharing the cores (each gets `threads` threads, by default
+    cores // jobs) or the GPU; the costliest start first, so that the long runs never wait for a free slot at
+    the end. A run's bytes depend on its thread count: on CPU these differ from `jobs=1` (all cores in one run)."""
     todo = sorted((s for s in specs if runs.status_of(s.config) != "done"), key=training_cost,
                   reverse=True)
     if not todo:
         return
     children = [parallel.Job(s.name, runs.folder_of(s.config), _child(profile, s, device), s.config.examples)
                 for s in todo]
-    threads = max(1, (os.cpu_count() or 1) // min(jobs, len(todo)))
+    threads = threads or max(1, (os.cpu_count() or 1) // min(jobs, len(todo)))
     parallel.run(children, "examples", threads=threads, at_once=jobs, progress=progress)
 
 
@@ -106,4 +111,34 @@ def predict_runs(profile: Profile, specs: list[RunSpec | AddRunSpec], device=Non
 
         for spectrum in spec.config.test_spectra:
             print(store.relative(predict(spec.config, spectrum, size=spec.test_size, device=device)))
+    return 0
+
+
+def ship(profile: Profile, specs: list[RunSpec | AddRunSpec]) -> int:
+    """Write the finished runs' weights (and the eigen-decomposition run's weaker snapshot) to models/."""
+    from . import shipping
+    from .matrix.predict import pick_snapshot
+
+    snaps = {s.name: [e] for s in specs if isinstance(s, RunSpec) and s.snapshots
+             and (e := pick_snapshot(s.config)) is not None}
+    for line in shipping.export(profile, specs, snapshots=snaps):
+        print(line)
+    return 0
+
+
+def retrain(profile: Profile, specs: list[RunSpec | AddRunSpec], jobs: int | None = None,
+            progress: bool = True) -> int:
+    """Train the runs from scratch as the shipped ones were (each on one thread, `jobs` side by side: the cores
+    by default), replacing restored copies; then say per run whether the weights are bit-identical to the
+    shipped ones."""
+    import shutil
+
+    from . import shipping
+
+    for spec in specs:
+        if shipping.is_restored(spec):
+            shutil.rmtree(runs.folder_of(spec.config))
+    train_runs(profile, specs, jobs=jobs or os.cpu_count() or 1, threads=1, progress=progress)
+    for line in shipping.compare(profile, specs):
+        print(line)
     return 0

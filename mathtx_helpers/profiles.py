@@ -31,11 +31,21 @@ DEFAULT_PROFILE = "cpu"
 class RunSpec:
     """A training run of a profile: its config, and what the notebooks ask of it."""
 
-    name: str  # short name used by the notebooks: "eigenvalues-laplace", "eigenvectors", "inversion"
+    name: str  # short name used by the notebooks: "eigenvalues-laplace", "eigenvectors", "inversion";
+    # a replicate with another seed adds "-seed<k>": "eigenvalues-laplace-seed1"
     config: RunConfig
     purpose: str
     snapshots: bool = False  # keep the weights at every evaluation (for a weaker, earlier model)
     test_size: int = 10_000  # problems per test set in the predictions
+
+    @property
+    def family(self) -> str:
+        """The name without its seed suffix: the replicates of one recipe share it."""
+        return self.name.removesuffix(f"-seed{self.config.seed}")
+
+    @property
+    def seed(self) -> int:
+        return self.config.seed
 
 
 @dataclass(frozen=True)
@@ -69,19 +79,28 @@ class Profile:
 
 
 def _runs(base: dict, eigenvalues: dict, eigenvectors: dict, inversion: dict, test_size: int,
-          main_eigenvalues: dict | None = None) -> tuple[RunSpec, ...]:
+          main_eigenvalues: dict | None = None, seeds: tuple[int, ...] = (0,)) -> tuple[RunSpec, ...]:
     """The standard run list: seven eigenvalue runs (each tested on all seven spectra), eigenvectors, inversion.
-    main_eigenvalues overrides the semicircle run's settings (the main eigenvalue model gets more budget)."""
+    main_eigenvalues overrides the semicircle run's settings (the main eigenvalue model gets more budget).
+    `seeds`: the eigenvalue and eigen-decomposition runs are trained once per seed (the first seed's runs keep
+    the plain names, the others add "-seed<k>"); inversion once, with the first seed."""
+
+    def named(name: str, seed: int) -> str:
+        return name if seed == seeds[0] else f"{name}-seed{seed}"
+
     runs = []
-    for spectrum in SPECTRA:
-        extra = (main_eigenvalues or {}) if spectrum == "semicircle" else {}
-        cfg = RunConfig.from_dict({**base, **eigenvalues, **extra, "task": "eigenvalues", "spectrum": spectrum,
-                                   "test_spectra": SPECTRA})
-        purpose = "eigenvalues (notebooks 03-05)" if spectrum == "semicircle" else "out-of-distribution (05)"
-        runs.append(RunSpec(f"eigenvalues-{spectrum}", cfg, purpose, test_size=test_size))
-    runs.append(RunSpec("eigenvectors", RunConfig.from_dict({**base, **eigenvectors, "task": "eigenvectors"}),
-                        "failure analysis and prediction (03, 04)", snapshots=True, test_size=test_size))
-    runs.append(RunSpec("inversion", RunConfig.from_dict({**base, **inversion, "task": "inversion", "upper": False}),
+    for seed in seeds:
+        for spectrum in SPECTRA:
+            extra = (main_eigenvalues or {}) if spectrum == "semicircle" else {}
+            cfg = RunConfig.from_dict({**base, **eigenvalues, **extra, "task": "eigenvalues", "spectrum": spectrum,
+                                       "test_spectra": SPECTRA, "seed": seed})
+            purpose = "eigenvalues (notebooks 03-05)" if spectrum == "semicircle" else "out-of-distribution (05)"
+            runs.append(RunSpec(named(f"eigenvalues-{spectrum}", seed), cfg, purpose, test_size=test_size))
+        runs.append(RunSpec(named("eigenvectors", seed),
+                            RunConfig.from_dict({**base, **eigenvectors, "task": "eigenvectors", "seed": seed}),
+                            "failure analysis and prediction (03, 04)", snapshots=True, test_size=test_size))
+    runs.append(RunSpec("inversion", RunConfig.from_dict({**base, **inversion, "task": "inversion", "upper": False,
+                                                          "seed": seeds[0]}),
                         "inversion failures vs cond(A) (03, 04)", test_size=test_size))
     return tuple(runs)
 
@@ -103,8 +122,9 @@ def _build() -> dict[str, Profile]:
     # eigen-decomposition model needs depth (3+2 layers, lr 1e-3: ~560 ex/s).
     cpu_base = dict(n=3, d_model=64, n_heads=4, enc_layers=2, dec_layers=1, batch=64, lr=5e-4, warmup=1_000,
                     eval_size=300)
+    # 1.8M examples: the H100 sweep's curve of this recipe (2M budget) was at 87 % at 1.5M and 93 % at 1.9M
     cpu_eigenvectors = dict(d_model=128, enc_layers=3, dec_layers=2, batch=128, lr=1e-3, warmup=600,
-                            examples=1_000_000, eval_every=100_000, eval_size=500)
+                            examples=1_800_000, eval_every=100_000, eval_size=500)
     # gpu: lr 1e-3 measured on an H100 (benchmarks/results/sweep_round3_h100.json): 5x5 eigenvalues at 90 % at 5 %
     # after 4M examples in ~3 min, where lr 3e-4 / warm-up 2,000 was at 1.8 % after 10M. Five of its runs trained on an
     # H100 (benchmarks/results/gpu_profile_h100.json): semicircle 99.2 %, laplace 75.8 %, marcenko 42 %, positive 35 %
@@ -118,17 +138,18 @@ def _build() -> dict[str, Profile]:
     return {p.name: p for p in (
         Profile("smoke", "CI and nbval: every code path, results meaningless", "data/figures/smoke",
                 samples=1_000, ceiling_samples=500, sizes=(3, 5),
-                runs=_runs(smoke_base, {}, {}, {}, test_size=64),
+                runs=_runs(smoke_base, {}, {}, {}, test_size=64, seeds=(0, 1)),
                 addition=_addition(d_model=32, d_head=8, d_mlp=128, batch=64, steps=300, eval_every=100,
                                    log_every=20, eval_size=256),
                 addition_tests=(2_000, 1_000, 200)),
-        # ~53 min of training on 2 cores: 7 x 450k eigenvalue examples (650k for the main, semicircle model),
-        # 1M eigen-decomposition examples, a short inversion run (it learns nothing at this size and budget).
+        # Two seeds of every eigenvalue and eigen-decomposition run, each run on one thread, two at a time
+        # (`make retrain`): 14 x 1M eigenvalue examples (the H100 sweep's d64 batch-64 laplace curve: 92 % at
+        # 850k, 96 % at 950k of 1M), 2 x 1.8M eigen-decomposition examples, a short inversion run (it learns
+        # nothing at this size and budget: benchmarks.md).
         Profile("cpu", "default: a laptop, the paper's phenomena", "figures",
                 samples=20_000, ceiling_samples=20_000, sizes=(3, 4, 5, 6),
-                runs=_runs(cpu_base, dict(examples=450_000, eval_every=50_000), cpu_eigenvectors,
-                           dict(examples=150_000, eval_every=50_000), test_size=10_000,
-                           main_eigenvalues=dict(examples=650_000)),
+                runs=_runs(cpu_base, dict(examples=1_000_000, eval_every=50_000), cpu_eigenvectors,
+                           dict(examples=150_000, eval_every=50_000), test_size=10_000, seeds=(0, 1)),
                 # ARITHMETIC.md §E3 (run c): 12K steps x 128 at lr 2e-3, 60 % enriched batches; ~18 min for the
                 # 2-layer model on one thread, the 1-layer one beside it on the other core
                 addition=_addition()),

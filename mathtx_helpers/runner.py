@@ -64,6 +64,10 @@ def run(profile: str | None = None, only: list[str] | None = None) -> int:
     paths = notebook_paths(only)
     os.environ[PROFILE_ENV] = prof.name  # the kernels inherit it: the parameters cell reads it
     os.environ.setdefault("TQDM_DISABLE", "1")  # no progress bars inside committed outputs
+    from . import shipping
+
+    for line in shipping.restore(prof):  # the shipped models: notebook 02 then trains only what is missing
+        print(line, flush=True)
     timings = []
     for nb in paths:
         prefix = nb.name[:2]

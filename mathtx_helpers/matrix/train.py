@@ -299,3 +299,31 @@ def _train(cfg: RunConfig, run: runs.Training, device, rank: int, world: int, pr
             checkpoint()
     checkpoint(done=True)
     bar.close()
+
+
+# --------------------------------------------------------------------------------------------------
+# The reference of shipped weights (core/shipped.py)
+# --------------------------------------------------------------------------------------------------
+
+
+def decayed_init(cfg: RunConfig, steps: int) -> dict[str, np.ndarray]:
+    """The run's embedding tables as a row that never had a gradient has become after `steps` optimizer steps:
+    the initial weights (from the run's seed, as training draws them), multiplied in float32 by AdamW's
+    (1 - lr * weight_decay) at every step, as the optimizer does. Exact for such rows (tested against trained
+    runs); shipped files code the rows that match it in a few bits (core/shipped.py). Only the embeddings:
+    every row of the other weights trains."""
+    torch.manual_seed(cfg.seed)
+    model = build_model(cfg, Codec(cfg), torch.device("cpu"))
+    total = math.ceil(cfg.examples / cfg.batch)
+    tables = {k: v.numpy() for k, v in model.state_dict().items() if k.endswith(("_emb.weight", "_pos.weight"))}
+    factors = np.array([1 - learning_rate(cfg, t, total) * cfg.weight_decay for t in range(steps)], np.float32)
+    flat = np.concatenate([v.ravel() for v in tables.values()])
+    for lo in range(0, flat.size, 1 << 14):  # a block that stays in cache through all the steps
+        block = flat[lo:lo + (1 << 14)]
+        for f in factors:
+            np.multiply(block, f, out=block)  # float32 x float32, rounded as the optimizer's p.mul_(f)
+    out, at = {}, 0
+    for k, v in tables.items():
+        out[k] = flat[at:at + v.size].reshape(v.shape)
+        at += v.size
+    return out

@@ -170,15 +170,23 @@ def test_a_run_records_its_precision_and_refuses_to_resume_under_another(tmp_pat
 # ------------------------------------------------------------------------------------------ run names
 
 
-CPU_RUN_NAMES = {  # the committed cpu profile's run folders: a change here orphans every trained run
-    "eigenvalues-semicircle": "eigenvalues-n3-semicircle-d467b2929f",
-    "eigenvalues-uniform": "eigenvalues-n3-uniform-2a9e98c65d",
-    "eigenvalues-gaussian": "eigenvalues-n3-gaussian-1a4b32792e",
-    "eigenvalues-laplace": "eigenvalues-n3-laplace-fb33a84a7a",
-    "eigenvalues-positive": "eigenvalues-n3-positive-96e175892b",
-    "eigenvalues-positive2": "eigenvalues-n3-positive2-794e10ff8f",
-    "eigenvalues-marcenko": "eigenvalues-n3-marcenko-4c22a0423c",
-    "eigenvectors": "eigenvectors-n3-semicircle-70aa5afe56",
+CPU_RUN_NAMES = {  # the cpu profile's run folders: a change here orphans every trained and shipped run
+    "eigenvalues-semicircle": "eigenvalues-n3-semicircle-6114a33e36",
+    "eigenvalues-uniform": "eigenvalues-n3-uniform-a658ac72f7",
+    "eigenvalues-gaussian": "eigenvalues-n3-gaussian-06a67ae9ac",
+    "eigenvalues-laplace": "eigenvalues-n3-laplace-eff33ab753",
+    "eigenvalues-positive": "eigenvalues-n3-positive-e86278967c",
+    "eigenvalues-positive2": "eigenvalues-n3-positive2-444b5401d6",
+    "eigenvalues-marcenko": "eigenvalues-n3-marcenko-a8917806f6",
+    "eigenvectors": "eigenvectors-n3-semicircle-293e84575a",
+    "eigenvalues-semicircle-seed1": "eigenvalues-n3-semicircle-bf87c6e35f",
+    "eigenvalues-uniform-seed1": "eigenvalues-n3-uniform-005a1a84b8",
+    "eigenvalues-gaussian-seed1": "eigenvalues-n3-gaussian-7b06eefd62",
+    "eigenvalues-laplace-seed1": "eigenvalues-n3-laplace-6f726e781d",
+    "eigenvalues-positive-seed1": "eigenvalues-n3-positive-f664fd6507",
+    "eigenvalues-positive2-seed1": "eigenvalues-n3-positive2-a72cd83ee4",
+    "eigenvalues-marcenko-seed1": "eigenvalues-n3-marcenko-fed4f7bb41",
+    "eigenvectors-seed1": "eigenvectors-n3-semicircle-53cf1ddbcf",
     "inversion": "inversion-n3-uniform-4df080f1af",
     "addition-2layer": "addition-d5-l2-h3-e7b25f1940",
     "addition-1layer": "addition-d5-l1-h3-483414d05c",
@@ -188,6 +196,18 @@ CPU_RUN_NAMES = {  # the committed cpu profile's run folders: a change here orph
 def test_the_cpu_profiles_run_names_are_pinned():
     cpu = profiles.get_profile("cpu")
     assert {s.name: s.config.name for s in cpu.runs + cpu.addition} == CPU_RUN_NAMES
+
+
+def test_seed_replicates_differ_only_by_their_seed():
+    for p in (profiles.get_profile("cpu"), profiles.get_profile("smoke")):
+        by_name = {s.name: s for s in p.runs}
+        for name, spec in by_name.items():
+            if spec.seed:
+                first = by_name[spec.family]
+                assert name == f"{first.name}-seed{spec.seed}" and first.seed == 0
+                assert spec.config.replace(seed=0) == first.config and spec.config.name != first.config.name
+        families = {s.family for s in p.runs}
+        assert all(f"{f}-seed1" in by_name for f in families if f != "inversion"), families
 
 
 def test_a_field_added_at_its_default_renames_no_run():

@@ -1,0 +1,184 @@
+"""The trained weights shipped with the repository (models/<profile>/), restored into the run store, and a
+retrain checked against them.
+
+    models/<profile>/manifest.json         per run: its folder name, files, their sha256, the weights' sha256
+    models/<profile>/<run>.npz             the final weights (core/shipped.py: exact, small)
+    models/<profile>/<run>.<examples>.npz  a snapshot the notebooks read (the weaker eigen-decomposition model)
+    models/<profile>/<run>.metrics.jsonl   its learning curve (notebook 02 draws it)
+
+`restore` writes a run folder a notebook reads like one trained here (its checkpoint holds weights only, marked
+"restored"); a folder that already holds a checkpoint is left alone. Every file's hash is checked before
+anything is written: a mismatch is one ValueError, and nothing is overwritten. `export` writes the files from
+finished runs (only ever from `make retrain`'s runs: see docs/profiles.md); `compare` says per run whether a
+retrained run's weights are bit-identical to the shipped ones, and if not, how far its accuracy moved.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+from .core import runs, shipped, store
+from .profiles import AddRunSpec, Profile, RunSpec
+
+MODELS = store.ROOT / "models"
+MANIFEST = "manifest.json"
+
+
+def folder(profile: Profile) -> Path:
+    return MODELS / profile.name
+
+
+def manifest(profile: Profile) -> dict:
+    """{run name: entry}; empty when the profile ships nothing."""
+    path = folder(profile) / MANIFEST
+    return json.loads(path.read_text())["runs"] if path.exists() else {}
+
+
+def _reference(spec: RunSpec | AddRunSpec, steps: int) -> dict[str, np.ndarray] | None:
+    if isinstance(spec, RunSpec):
+        from .matrix.train import decayed_init
+
+        return decayed_init(spec.config, steps)
+    return None  # the addition models are small: every row stored whole
+
+
+def _state(weights: dict) -> dict[str, np.ndarray]:
+    return {k: v.detach().cpu().numpy() for k, v in weights.items()}
+
+
+def _step_key(spec: RunSpec | AddRunSpec) -> str:
+    return "step" if isinstance(spec, AddRunSpec) else "examples"
+
+
+def export(profile: Profile, specs: list[RunSpec | AddRunSpec],
+           snapshots: dict[str, list[int]] | None = None) -> list[str]:
+    """Write the shipped files of finished runs (and the named snapshots: {run name: [examples, ...]}) and
+    update the manifest; return one line per run written."""
+    out_dir = folder(profile)
+    entries = manifest(profile)
+    lines = []
+    for spec in specs:
+        run_folder = runs.folder_of(spec.config)
+        if runs.checkpoint_status(run_folder) != "done":
+            raise ValueError(f"run {spec.name} of profile {profile.name} is not finished: nothing to ship")
+        state = runs.load_checkpoint(run_folder / "checkpoint.pt")
+        if state.get("restored"):
+            raise ValueError(f"run {spec.name} was restored from models/, not trained here: nothing new to ship")
+        meta = {"run": spec.name, "folder": run_folder.name, "config": spec.config.flat(),
+                "precision": state.get("precision", "fp32"), "step": state["step"]}
+        files = {}
+        arrays = shipped.pack(_state(state["model"]), _reference(spec, state["step"]), meta)
+        files["weights"] = _write(out_dir / f"{spec.name}.npz", arrays)
+        metrics = runs.read_metrics(run_folder)
+        text = "".join(json.dumps(m) + "\n" for m in metrics)
+        curve = store.write_text(out_dir / f"{spec.name}.metrics.jsonl", text)
+        files["metrics"] = {"file": curve.name, "sha256": store.sha256(curve)}
+        snaps = {}
+        for examples in (snapshots or {}).get(spec.name, []):
+            weights = runs.load_checkpoint(run_folder / "snapshots" / f"{examples}.pt")
+            steps = examples // spec.config.batch
+            snap = shipped.pack(_state(weights), _reference(spec, steps), {**meta, "step": steps, "snapshot": examples})
+            snaps[str(examples)] = _write(out_dir / f"{spec.name}.{examples}.npz", snap)
+        entries[spec.name] = {"folder": run_folder.name, "precision": meta["precision"], "step": state["step"],
+                              "done": metrics[-1][_step_key(spec)] if metrics else None, **files, "snapshots": snaps}
+        size = sum(e["bytes"] for e in [files["weights"], *snaps.values()])
+        lines.append(f"{spec.name}: {size / 1e6:.2f} MB in {1 + len(snaps)} weight file(s)")
+    store.write_text(out_dir / MANIFEST, json.dumps({"profile": profile.name, "runs": dict(sorted(entries.items()))},
+                                                    indent=1) + "\n")
+    return lines
+
+
+def _write(path: Path, arrays: dict) -> dict:
+    sha = shipped.write(path, arrays)
+    return {"file": path.name, "sha256": sha, "bytes": path.stat().st_size,
+            "weights_sha256": shipped.read_meta(arrays)["weights_sha256"]}
+
+
+def restore(profile: Profile) -> list[str]:
+    """Restore every shipped run whose folder holds no checkpoint yet; return one line per run."""
+    import torch
+
+    entries = manifest(profile)
+    base = folder(profile)
+    todo = []
+    for name, e in entries.items():
+        spec = profile.run(name)
+        run_folder = runs.folder_of(spec.config)
+        if run_folder.name != e["folder"]:
+            raise ValueError(f"models/{profile.name}/{MANIFEST}: run {name} was shipped as {e['folder']}, but the "
+                             f"profile now names it {run_folder.name}: the profile changed since; retrain it")
+        if (run_folder / "checkpoint.pt").exists():
+            continue
+        for f in [e["weights"], e["metrics"], *e["snapshots"].values()]:  # every hash checked before any write
+            got = store.sha256(base / f["file"])
+            if got != f["sha256"]:
+                raise ValueError(f"models/{profile.name}/{f['file']}: sha256 {got[:12]}... differs from the "
+                                 f"manifest's {f['sha256'][:12]}...; nothing restored (git checkout models/ to repair)")
+        todo.append((name, spec, run_folder, e))
+    lines = []
+    def weights(spec, f: dict, steps: int) -> dict:
+        state = shipped.unpack(shipped.read(base / f["file"]), _reference(spec, steps))
+        return {k: torch.from_numpy(v) for k, v in state.items()}
+
+    for name, spec, run_folder, e in todo:
+        run_folder.mkdir(parents=True, exist_ok=True)
+        runs.open_run_folder(run_folder, spec.config.to_json())
+        store.write_text(run_folder / "metrics.jsonl", (base / e["metrics"]["file"]).read_text())
+        if isinstance(spec, RunSpec):
+            store.write_text(run_folder / "precision", e["precision"] + "\n")
+        for examples, f in e["snapshots"].items():
+            runs.save_checkpoint(run_folder / "snapshots" / f"{examples}.pt",
+                                 weights(spec, f, int(examples) // spec.config.batch))
+        state = {"config": spec.config.flat(), "model": weights(spec, e["weights"], e["step"]),
+                 "precision": e["precision"], "step": e["step"], _step_key(spec): e["done"],
+                 "restored": e["weights"]["sha256"]}
+        runs.save_checkpoint(run_folder / "checkpoint.pt", {**state, "done": True})  # last: then it reads done
+        lines.append(f"{name}: restored from models/{profile.name}/{e['weights']['file']}")
+    return lines
+
+
+def is_restored(spec: RunSpec | AddRunSpec) -> bool:
+    path = runs.folder_of(spec.config) / "checkpoint.pt"
+    return path.exists() and bool(runs.load_checkpoint(path).get("restored"))
+
+
+def compare(profile: Profile, specs: list[RunSpec | AddRunSpec]) -> list[str]:
+    """Per shipped run trained here: bit-identical to the shipped weights, or by how much its final evaluation
+    accuracy differs."""
+    entries = manifest(profile)
+    lines = []
+    for spec in specs:
+        e = entries.get(spec.name)
+        run_folder = runs.folder_of(spec.config)
+        if e is None:
+            lines.append(f"{spec.name}: not shipped")
+            continue
+        if runs.checkpoint_status(run_folder) != "done" or is_restored(spec):
+            lines.append(f"{spec.name}: not retrained here")
+            continue
+        state = runs.load_checkpoint(run_folder / "checkpoint.pt")
+        same = shipped.weights_sha256(_state(state["model"])) == e["weights"]["weights_sha256"]
+        if same:
+            lines.append(f"{spec.name}: bit-identical to the shipped weights")
+            continue
+        text = (folder(profile) / e["metrics"]["file"]).read_text()
+        theirs = _final_accuracy(spec, [json.loads(line) for line in text.splitlines() if line.strip()])
+        ours = _final_accuracy(spec, runs.read_metrics(run_folder))
+        lines.append(f"{spec.name}: weights differ from the shipped ones (precision {state.get('precision', 'fp32')} "
+                     f"here, {e['precision']} shipped); final evaluation accuracy {ours} here, {theirs} shipped")
+    return lines
+
+
+def _final_accuracy(spec: RunSpec | AddRunSpec, metrics: list[dict]) -> str:
+    """The last evaluation's accuracy: at 5 % on the run's own spectrum (matrix runs), or exact match."""
+    evaluated = [m for m in metrics if "acc" in m]
+    if not evaluated:
+        return "none"
+    acc = evaluated[-1]["acc"]
+    if isinstance(spec, AddRunSpec):  # exact match on each evaluation set
+        return ", ".join(f"{name} {100 * v:.2f} %" for name, v in acc.items())
+    own = spec.config.spectrum if spec.config.spectrum in acc else next(iter(acc))
+    return f"{100 * acc[own]['0.05']:.1f} % at 5 %"
