@@ -100,13 +100,13 @@ def main(argv: list[str] | None = None) -> int:
                 for line in jobs.status_lines(p):
                     print("   " + line)
             return 0
-        specs = jobs.select_runs(prof, args.run)
         if args.command == "restore":
             from . import shipping
 
             lines = shipping.restore(prof)
             print("\n".join(lines) or f"nothing to restore for profile {prof.name}")
             return 0
+        specs = jobs.select_runs(prof, args.run)
         if args.command == "retrain":
             return jobs.retrain(prof, specs, jobs=args.jobs)
         if args.command == "ship":

@@ -79,9 +79,8 @@ class Profile:
 
 
 def _runs(base: dict, eigenvalues: dict, eigenvectors: dict, inversion: dict, test_size: int,
-          main_eigenvalues: dict | None = None, seeds: tuple[int, ...] = (0,)) -> tuple[RunSpec, ...]:
+          seeds: tuple[int, ...] = (0,)) -> tuple[RunSpec, ...]:
     """The standard run list: seven eigenvalue runs (each tested on all seven spectra), eigenvectors, inversion.
-    main_eigenvalues overrides the semicircle run's settings (the main eigenvalue model gets more budget).
     `seeds`: the eigenvalue and eigen-decomposition runs are trained once per seed (the first seed's runs keep
     the plain names, the others add "-seed<k>"); inversion once, with the first seed."""
 
@@ -91,8 +90,7 @@ def _runs(base: dict, eigenvalues: dict, eigenvectors: dict, inversion: dict, te
     runs = []
     for seed in seeds:
         for spectrum in SPECTRA:
-            extra = (main_eigenvalues or {}) if spectrum == "semicircle" else {}
-            cfg = RunConfig.from_dict({**base, **eigenvalues, **extra, "task": "eigenvalues", "spectrum": spectrum,
+            cfg = RunConfig.from_dict({**base, **eigenvalues, "task": "eigenvalues", "spectrum": spectrum,
                                        "test_spectra": SPECTRA, "seed": seed})
             purpose = "eigenvalues (notebooks 03-05)" if spectrum == "semicircle" else "out-of-distribution (05)"
             runs.append(RunSpec(named(f"eigenvalues-{spectrum}", seed), cfg, purpose, test_size=test_size))

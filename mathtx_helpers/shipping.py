@@ -37,20 +37,17 @@ def manifest(profile: Profile) -> dict:
     return json.loads(path.read_text())["runs"] if path.exists() else {}
 
 
-def _reference(spec: RunSpec | AddRunSpec, steps: int) -> dict[str, np.ndarray] | None:
+def _references(spec: RunSpec | AddRunSpec, steps: list[int]) -> dict[int, dict[str, np.ndarray] | None]:
+    """{step: the reference the file of the weights after that step is coded against} (core/shipped.py)."""
     if isinstance(spec, RunSpec):
         from .matrix.train import decayed_init
 
         return decayed_init(spec.config, steps)
-    return None  # the addition models are small: every row stored whole
+    return dict.fromkeys(steps)  # the addition models are small: every row stored whole
 
 
 def _state(weights: dict) -> dict[str, np.ndarray]:
     return {k: v.detach().cpu().numpy() for k, v in weights.items()}
-
-
-def _step_key(spec: RunSpec | AddRunSpec) -> str:
-    return "step" if isinstance(spec, AddRunSpec) else "examples"
 
 
 def export(profile: Profile, specs: list[RunSpec | AddRunSpec],
@@ -62,29 +59,27 @@ def export(profile: Profile, specs: list[RunSpec | AddRunSpec],
     lines = []
     for spec in specs:
         run_folder = runs.folder_of(spec.config)
-        if runs.checkpoint_status(run_folder) != "done":
+        state = _checkpoint(spec)
+        if not state.get("done"):
             raise ValueError(f"run {spec.name} of profile {profile.name} is not finished: nothing to ship")
-        state = runs.load_checkpoint(run_folder / "checkpoint.pt")
         if state.get("restored"):
             raise ValueError(f"run {spec.name} was restored from models/, not trained here: nothing new to ship")
         meta = {"run": spec.name, "folder": run_folder.name, "config": spec.config.flat(),
                 "precision": state.get("precision", "fp32"), "step": state["step"]}
-        files = {}
-        arrays = shipped.pack(_state(state["model"]), _reference(spec, state["step"]), meta)
-        files["weights"] = _write(out_dir / f"{spec.name}.npz", arrays)
-        metrics = runs.read_metrics(run_folder)
-        text = "".join(json.dumps(m) + "\n" for m in metrics)
-        curve = store.write_text(out_dir / f"{spec.name}.metrics.jsonl", text)
-        files["metrics"] = {"file": curve.name, "sha256": store.sha256(curve)}
+        snap_steps = {examples: examples // spec.config.batch for examples in (snapshots or {}).get(spec.name, [])}
+        refs = _references(spec, [state["step"], *snap_steps.values()])
+        weights = _write(out_dir / f"{spec.name}.npz", shipped.pack(_state(state["model"]), refs[state["step"]], meta))
+        curve = store.write_text(out_dir / f"{spec.name}.metrics.jsonl",
+                                 "".join(json.dumps(m) + "\n" for m in runs.read_metrics(run_folder)))
         snaps = {}
-        for examples in (snapshots or {}).get(spec.name, []):
-            weights = runs.load_checkpoint(run_folder / "snapshots" / f"{examples}.pt")
-            steps = examples // spec.config.batch
-            snap = shipped.pack(_state(weights), _reference(spec, steps), {**meta, "step": steps, "snapshot": examples})
-            snaps[str(examples)] = _write(out_dir / f"{spec.name}.{examples}.npz", snap)
+        for examples, steps in snap_steps.items():
+            snap = runs.load_checkpoint(run_folder / "snapshots" / f"{examples}.pt")
+            arrays = shipped.pack(_state(snap), refs[steps], {**meta, "step": steps, "snapshot": examples})
+            snaps[str(examples)] = _write(out_dir / f"{spec.name}.{examples}.npz", arrays)
         entries[spec.name] = {"folder": run_folder.name, "precision": meta["precision"], "step": state["step"],
-                              "done": metrics[-1][_step_key(spec)] if metrics else None, **files, "snapshots": snaps}
-        size = sum(e["bytes"] for e in [files["weights"], *snaps.values()])
+                              "weights": weights, "metrics": {"file": curve.name, "sha256": store.sha256(curve)},
+                              "snapshots": snaps}
+        size = sum(f["bytes"] for f in [weights, *snaps.values()])
         lines.append(f"{spec.name}: {size / 1e6:.2f} MB in {1 + len(snaps)} weight file(s)")
     store.write_text(out_dir / MANIFEST, json.dumps({"profile": profile.name, "runs": dict(sorted(entries.items()))},
                                                     indent=1) + "\n")
@@ -101,10 +96,9 @@ def restore(profile: Profile) -> list[str]:
     """Restore every shipped run whose folder holds no checkpoint yet; return one line per run."""
     import torch
 
-    entries = manifest(profile)
     base = folder(profile)
     todo = []
-    for name, e in entries.items():
+    for name, e in manifest(profile).items():
         spec = profile.run(name)
         run_folder = runs.folder_of(spec.config)
         if run_folder.name != e["folder"]:
@@ -113,36 +107,40 @@ def restore(profile: Profile) -> list[str]:
         if (run_folder / "checkpoint.pt").exists():
             continue
         for f in [e["weights"], e["metrics"], *e["snapshots"].values()]:  # every hash checked before any write
-            got = store.sha256(base / f["file"])
-            if got != f["sha256"]:
-                raise ValueError(f"models/{profile.name}/{f['file']}: sha256 {got[:12]}... differs from the "
-                                 f"manifest's {f['sha256'][:12]}...; nothing restored (git checkout models/ to repair)")
+            shipped.check(base / f["file"], f["sha256"])
         todo.append((name, spec, run_folder, e))
     lines = []
-    def weights(spec, f: dict, steps: int) -> dict:
-        state = shipped.unpack(shipped.read(base / f["file"]), _reference(spec, steps))
-        return {k: torch.from_numpy(v) for k, v in state.items()}
-
     for name, spec, run_folder, e in todo:
-        run_folder.mkdir(parents=True, exist_ok=True)
+        files = {e["step"]: e["weights"]} | {int(x) // spec.config.batch: f for x, f in e["snapshots"].items()}
+        refs = _references(spec, list(files))
+        weights = {steps: {k: torch.from_numpy(v) for k, v in
+                           shipped.unpack(shipped.read(base / f["file"]), refs[steps]).items()}
+                   for steps, f in files.items()}
         runs.open_run_folder(run_folder, spec.config.to_json())
         store.write_text(run_folder / "metrics.jsonl", (base / e["metrics"]["file"]).read_text())
         if isinstance(spec, RunSpec):
             store.write_text(run_folder / "precision", e["precision"] + "\n")
-        for examples, f in e["snapshots"].items():
+        for examples in e["snapshots"]:
             runs.save_checkpoint(run_folder / "snapshots" / f"{examples}.pt",
-                                 weights(spec, f, int(examples) // spec.config.batch))
-        state = {"config": spec.config.flat(), "model": weights(spec, e["weights"], e["step"]),
-                 "precision": e["precision"], "step": e["step"], _step_key(spec): e["done"],
-                 "restored": e["weights"]["sha256"]}
-        runs.save_checkpoint(run_folder / "checkpoint.pt", {**state, "done": True})  # last: then it reads done
+                                 weights[int(examples) // spec.config.batch])
+        runs.save_checkpoint(run_folder / "checkpoint.pt",  # last: the folder reads done only once it is complete
+                             {"config": spec.config.flat(), "model": weights[e["step"]], "precision": e["precision"],
+                              "step": e["step"], "restored": e["weights"]["sha256"], "done": True})
         lines.append(f"{name}: restored from models/{profile.name}/{e['weights']['file']}")
     return lines
 
 
-def is_restored(spec: RunSpec | AddRunSpec) -> bool:
+def _checkpoint(spec: RunSpec | AddRunSpec) -> dict:
+    """The run's checkpoint, or {} if it has none (or an unreadable one: not finished either way)."""
     path = runs.folder_of(spec.config) / "checkpoint.pt"
-    return path.exists() and bool(runs.load_checkpoint(path).get("restored"))
+    try:
+        return runs.load_checkpoint(path) if path.exists() else {}
+    except runs.CorruptCheckpoint:
+        return {}
+
+
+def is_restored(spec: RunSpec | AddRunSpec) -> bool:
+    return bool(_checkpoint(spec).get("restored"))
 
 
 def compare(profile: Profile, specs: list[RunSpec | AddRunSpec]) -> list[str]:
@@ -156,10 +154,10 @@ def compare(profile: Profile, specs: list[RunSpec | AddRunSpec]) -> list[str]:
         if e is None:
             lines.append(f"{spec.name}: not shipped")
             continue
-        if runs.checkpoint_status(run_folder) != "done" or is_restored(spec):
+        state = _checkpoint(spec)
+        if not state.get("done") or state.get("restored"):
             lines.append(f"{spec.name}: not retrained here")
             continue
-        state = runs.load_checkpoint(run_folder / "checkpoint.pt")
         same = shipped.weights_sha256(_state(state["model"])) == e["weights"]["weights_sha256"]
         if same:
             lines.append(f"{spec.name}: bit-identical to the shipped weights")

@@ -1,12 +1,12 @@
 """Shipped weights: a trained run's weights in a small file that restores them bit for bit.
 
 Most of a matrix model's bytes are embedding rows that training never reads (the FP15 vocabulary has 29,128
-rows; a 3x3 problem uses a few thousand): such a row only ever felt AdamW's weight decay, so it equals its
-initial value times the product of the (1 - lr * weight_decay) factors, up to a few units in the last place.
-`pack` stores each row either whole (float32) or as the int8 difference between its bits and those of a
-*reference* the reader can rebuild from the seed (the track's decayed initial weights). `unpack` adds the
-differences back to the reference's bits: the exact weights, whatever the reference's rounding was. A row whose
-difference does not fit int8 (every trained row) is stored whole, so the round trip is exact by construction.
+rows; a 3x3 problem uses a few thousand): such a row only ever felt AdamW's weight decay, so the reader can
+rebuild it from the seed (the track's decayed initial weights: matrix/train.py's decayed_init, exact). `pack`
+stores each row either whole (float32) or as the int8 difference between its bits and those of that
+*reference* (0 for such rows, which then compress to almost nothing); `unpack` adds the differences back to the
+reference's bits. A row whose difference does not fit int8 (every trained row) is stored whole, so the round
+trip is exact by construction, whatever the reference.
 
 A file (numpy .npz, compressed): for each tensor NAME of the state dict, NAME|mask (bool, one per row: coded
 against the reference), NAME|rows (float32, the whole rows) and NAME|delta (int8, the coded rows); plus
@@ -108,10 +108,16 @@ def write(path: Path, arrays: dict[str, np.ndarray]) -> str:
     return store.sha256(path)
 
 
+def check(path: Path, sha256: str) -> None:
+    """A file whose hash differs from the recorded one is one ValueError."""
+    if (got := store.sha256(path)) != sha256:
+        raise ValueError(f"{store.relative(path)}: sha256 {got[:12]}... differs from the manifest's {sha256[:12]}...; "
+                         f"the file is damaged or was replaced: nothing restored (git checkout models/ repairs it)")
+
+
 def read(path: Path, sha256: str | None = None) -> dict[str, np.ndarray]:
-    """The arrays of a shipped file; with `sha256`, a file whose hash differs is one ValueError."""
-    if sha256 is not None and (got := store.sha256(path)) != sha256:
-        raise ValueError(f"{store.relative(path)}: sha256 {got[:12]}... differs from the manifest's "
-                         f"{sha256[:12]}...; the file is damaged or was replaced (restore it with git checkout)")
+    """The arrays of a shipped file; with `sha256`, checked first (`check`)."""
+    if sha256 is not None:
+        check(path, sha256)
     with np.load(path, allow_pickle=False) as z:
         return {k: z[k] for k in z.files}

@@ -306,24 +306,30 @@ def _train(cfg: RunConfig, run: runs.Training, device, rank: int, world: int, pr
 # --------------------------------------------------------------------------------------------------
 
 
-def decayed_init(cfg: RunConfig, steps: int) -> dict[str, np.ndarray]:
-    """The run's embedding tables as a row that never had a gradient has become after `steps` optimizer steps:
-    the initial weights (from the run's seed, as training draws them), multiplied in float32 by AdamW's
-    (1 - lr * weight_decay) at every step, as the optimizer does. Exact for such rows (tested against trained
-    runs); shipped files code the rows that match it in a few bits (core/shipped.py). Only the embeddings:
-    every row of the other weights trains."""
+def decayed_init(cfg: RunConfig, steps: list[int]) -> dict[int, dict[str, np.ndarray]]:
+    """The run's embedding tables as a row that never had a gradient has become after each of `steps` optimizer
+    steps: the initial weights (from the run's seed, as training draws them), multiplied in float32 by AdamW's
+    (1 - lr * weight_decay) at every step, as the optimizer does. Exact for such rows (checked on the trained
+    runs: difference 0); shipped files code the rows that match it in a few bits (core/shipped.py). Only the
+    embeddings: every row of the other weights trains. One pass serves every step asked for."""
     torch.manual_seed(cfg.seed)
     model = build_model(cfg, Codec(cfg), torch.device("cpu"))
     total = math.ceil(cfg.examples / cfg.batch)
     tables = {k: v.numpy() for k, v in model.state_dict().items() if k.endswith(("_emb.weight", "_pos.weight"))}
-    factors = np.array([1 - learning_rate(cfg, t, total) * cfg.weight_decay for t in range(steps)], np.float32)
+    factors = np.array([1 - learning_rate(cfg, t, total) * cfg.weight_decay for t in range(max(steps))], np.float32)
     flat = np.concatenate([v.ravel() for v in tables.values()])
+    at_step = {s: np.empty_like(flat) for s in steps}
     for lo in range(0, flat.size, 1 << 14):  # a block that stays in cache through all the steps
-        block = flat[lo:lo + (1 << 14)]
-        for f in factors:
-            np.multiply(block, f, out=block)  # float32 x float32, rounded as the optimizer's p.mul_(f)
-    out, at = {}, 0
-    for k, v in tables.items():
-        out[k] = flat[at:at + v.size].reshape(v.shape)
-        at += v.size
+        block, done = flat[lo:lo + (1 << 14)], 0
+        for s in sorted(at_step):
+            for f in factors[done:s]:
+                np.multiply(block, f, out=block)  # float32 x float32, rounded as the optimizer's p.mul_(f)
+            at_step[s][lo:lo + block.size] = block
+            done = s
+    out = {}
+    for s, values in at_step.items():
+        out[s], at = {}, 0
+        for k, v in tables.items():
+            out[s][k] = values[at:at + v.size].reshape(v.shape)
+            at += v.size
     return out

@@ -379,3 +379,10 @@ def test_cond_curriculum_draws_the_first_examples_conditioned(data, monkeypatch)
     evals = [c for c in calls if c[0] == cfg.eval_size]
     assert [m for _, m in steps] == [5.0] * 3 + [0.0] * 7  # 48 examples = 3 steps of 16
     assert evals and all(m == 0.0 for _, m in evals)
+
+
+def test_cli_restore_of_a_profile_that_ships_nothing(tmp_path):
+    r = cli("restore", "--profile", "smoke", data=tmp_path / "data")
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip() == "nothing to restore for profile smoke"
+    assert not (tmp_path / "data" / "runs").exists()
