@@ -33,7 +33,7 @@ figures: $(STAMP) ## restore the shipped models, execute every notebook with pap
 	$(if $(RETRAIN),$(PY) -m mathtx_helpers retrain --profile $(PROFILE))
 	$(PY) -m mathtx_helpers figures --profile $(PROFILE)
 
-retrain: $(STAMP) ## train every run of the profile from scratch, one thread each, and compare with the shipped models/
+retrain: $(STAMP) ## train every run of the profile from scratch as the shipped ones were, and compare with models/
 	$(PY) -m mathtx_helpers retrain --profile $(PROFILE)
 
 test: $(STAMP) ## ruff, then pytest (unit + property tests) and nbval over every notebook at the smoke profile

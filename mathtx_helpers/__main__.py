@@ -52,8 +52,9 @@ def main(argv: list[str] | None = None) -> int:
                          "uses it better (3 runs: ~2x the examples/s of one). On CPU each run gets cores/N threads, "
                          "so its results differ bit-wise from --jobs 1")
     tr.add_argument("--threads", type=int, default=None, metavar="T",
-                    help="train every matrix run in its own process with T threads (make retrain: 1, so that a "
-                         "run's bytes do not depend on the core count)")
+                    help="train every matrix run in its own process with T threads (a run's bytes depend on T, "
+                         "not on the core count; make retrain uses each run's own: 2 for eigen-decomposition, 1 for "
+                         "the others)")
 
     pr = sub.add_parser("predict", help="predict the test sets of a profile's (finished) runs")
     _profile_arg(pr)
@@ -68,11 +69,13 @@ def main(argv: list[str] | None = None) -> int:
                                         "already there are left alone")
     _profile_arg(rs)
 
-    rt = sub.add_parser("retrain", help="train runs from scratch as the shipped ones were trained (one thread each), "
+    rt = sub.add_parser("retrain", help="train runs from scratch as the shipped ones were trained (each on its own "
+                                        "thread count: 2 for eigen-decomposition, 1 for the others), "
                                         "then say whether each is bit-identical to its shipped weights")
     _profile_arg(rt)
     _runs_arg(rt)
-    rt.add_argument("--jobs", type=int, default=None, metavar="N", help="runs side by side (default: the cores)")
+    rt.add_argument("--jobs", type=int, default=None, metavar="N", help="cores to fill (default: all): one-thread runs "
+                    "side by side, two-thread runs N // 2 at a time")
 
     sh = sub.add_parser("ship", help="write finished runs' weights, curves and hashes to models/<profile>/ "
                                      "(for runs trained by retrain)")

@@ -95,6 +95,20 @@ def train_side_by_side(profile: Profile, specs: list[RunSpec], device, jobs: int
     parallel.run(children, "examples", threads=threads, at_once=jobs, progress=progress)
 
 
+def train_profiled(profile: Profile, specs: list[RunSpec | AddRunSpec], cores: int | None = None,
+                   progress: bool = True) -> None:
+    """Train the runs in the layout the shipped models were trained in (`make retrain`, and notebook 02 on a
+    CPU): every matrix run in its own process with its RunSpec.threads, as many at once as the cores hold
+    (the multi-thread runs first, one after another on 2 cores, then the one-thread runs side by side); then
+    the addition runs, one thread each."""
+    cores = cores or os.cpu_count() or 1
+    matrix = [s for s in specs if isinstance(s, RunSpec)]
+    for t in sorted({s.threads for s in matrix}, reverse=True):
+        group = [s for s in matrix if s.threads == t]
+        train_side_by_side(profile, group, None, jobs=max(1, cores // t), progress=progress, threads=t)
+    train_runs(profile, [s for s in specs if isinstance(s, AddRunSpec)], progress=progress)
+
+
 def predict_runs(profile: Profile, specs: list[RunSpec | AddRunSpec], device=None) -> int:
     for spec in specs:
         if runs.status_of(spec.config) != "done":
@@ -128,9 +142,9 @@ def ship(profile: Profile, specs: list[RunSpec | AddRunSpec]) -> int:
 
 def retrain(profile: Profile, specs: list[RunSpec | AddRunSpec], jobs: int | None = None,
             progress: bool = True) -> int:
-    """Train the runs from scratch as the shipped ones were (each on one thread, `jobs` side by side: the cores
-    by default), replacing restored copies; then say per run whether the weights are bit-identical to the
-    shipped ones."""
+    """Train the runs from scratch as the shipped ones were (train_profiled: each run on its own thread count,
+    as many side by side as `jobs` cores hold, all cores by default), replacing restored copies; then say per run
+    whether the weights are bit-identical to the shipped ones."""
     import shutil
 
     from . import shipping
@@ -138,7 +152,7 @@ def retrain(profile: Profile, specs: list[RunSpec | AddRunSpec], jobs: int | Non
     for spec in specs:
         if shipping.is_restored(spec):
             shutil.rmtree(runs.folder_of(spec.config))
-    train_runs(profile, specs, jobs=jobs or os.cpu_count() or 1, threads=1, progress=progress)
+    train_profiled(profile, specs, cores=jobs, progress=progress)
     for line in shipping.compare(profile, specs):
         print(line)
     return 0

@@ -37,6 +37,11 @@ class RunSpec:
     purpose: str
     snapshots: bool = False  # keep the weights at every evaluation (for a weaker, earlier model)
     test_size: int = 10_000  # problems per test set in the predictions
+    # CPU threads of its process in `make retrain` (its bytes depend on them; runs at 1 thread share the cores
+    # side by side): 2 for the eigen-decomposition runs, so that one of them fits in a 3-hour session (measured
+    # on 2 cores: 272 examples/s alone on 2 threads, 1.8M in 110 min; 160 examples/s each for two side by side on
+    # one thread, 187 min for the pair, 2 x 110 one after the other)
+    threads: int = 1
 
     @property
     def family(self) -> str:
@@ -77,6 +82,15 @@ class Profile:
         names = ", ".join(r.name for r in self.runs + self.addition)
         raise ValueError(f"profile {self.name} has no run {name!r}; runs: {names}")
 
+    def replicates(self, family: str) -> dict[int, RunSpec]:
+        """seed -> run, for every seed of one recipe, first seed first ('eigenvectors' -> {0: eigenvectors,
+        1: eigenvectors-seed1})."""
+        out = {s.seed: s for s in self.runs if s.family == family}
+        if not out:
+            families = ", ".join(dict.fromkeys(s.family for s in self.runs))
+            raise ValueError(f"profile {self.name} has no run family {family!r}; families: {families}")
+        return out
+
 
 def _runs(base: dict, eigenvalues: dict, eigenvectors: dict, inversion: dict, test_size: int,
           seeds: tuple[int, ...] = (0,)) -> tuple[RunSpec, ...]:
@@ -96,7 +110,8 @@ def _runs(base: dict, eigenvalues: dict, eigenvectors: dict, inversion: dict, te
             runs.append(RunSpec(named(f"eigenvalues-{spectrum}", seed), cfg, purpose, test_size=test_size))
         runs.append(RunSpec(named("eigenvectors", seed),
                             RunConfig.from_dict({**base, **eigenvectors, "task": "eigenvectors", "seed": seed}),
-                            "failure analysis and prediction (03, 04)", snapshots=True, test_size=test_size))
+                            "failure analysis and prediction (03, 04)", snapshots=True, test_size=test_size,
+                            threads=2))
     runs.append(RunSpec("inversion", RunConfig.from_dict({**base, **inversion, "task": "inversion", "upper": False,
                                                           "seed": seeds[0]}),
                         "inversion failures vs cond(A) (03, 04)", test_size=test_size))

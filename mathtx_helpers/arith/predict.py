@@ -62,6 +62,12 @@ def predictions(cfg: AddConfig, name: str, size: int) -> pd.DataFrame:
         return store.cached_parquet(path, compute)
 
 
+def accuracy(cfg: AddConfig, tests: tuple[int, int, int]) -> float:
+    """The model's exact-match accuracy (%) on the profile's uniform test set: the model_acc of the claim rows
+    read on it (notebooks 06-07)."""
+    return 100 * float(predictions(cfg, "uniform", test_sizes(tests)["uniform"]).correct.mean())
+
+
 def cached_table(cfg: AddConfig, name: str, params: dict, compute) -> pd.DataFrame:
     """The table compute() returns, cached in the run folder under `name` and a hash of `params` (everything the
     table depends on besides the trained model: sizes, seeds, the analysis code's version). A second

@@ -22,7 +22,11 @@ import pandas as pd
 
 from . import store
 
-CLAIM_COLUMNS = ("claim", "statement", "paper", "ours", "ci_low", "ci_high", "profile", "holds")
+# model_acc: accuracy (%) on its own test set of the model the row was measured on (matrices: at 5 %; addition:
+# exact answers on the uniform set; NaN: several models, or none); seeds / seed_holds: ours and the verdict on
+# each seed's model, " / "-joined in seed order (empty: one seed)
+CLAIM_COLUMNS = ("claim", "statement", "paper", "ours", "ci_low", "ci_high", "model_acc", "seeds", "seed_holds",
+                 "profile", "holds")
 CANNOT_TELL = "cannot tell"
 
 
@@ -91,15 +95,55 @@ class Claim:
         return CANNOT_TELL if holds is None else ("yes" if holds else "no")
 
     def row(self, ours, profile: str, ci: tuple[float, float] = (math.nan, math.nan), judged: bool = True,
-            id: str | None = None, paper: float | None | str = "default", **context) -> dict:
+            id: str | None = None, paper: float | None | str = "default", model_acc: float = math.nan,
+            **context) -> dict:
         """The claims-CSV row. judged=False: the measurement exists but the claim cannot be judged on it
         ("cannot tell", e.g. a model that never learned its own task). id/paper: a variant of the claim (the
-        weaker model's row, which has no paper value). context: the template's names and the rule's inputs."""
+        weaker model's row, which has no paper value). model_acc: the accuracy (%) of the model it was measured on
+        (see CLAIM_COLUMNS), so that a "no" on a weak model can be told from one on a strong model. context: the
+        template's names and the rule's inputs."""
         verdict = self.verdict(ours, **context) if judged else CANNOT_TELL
         anchor = self.paper if paper == "default" else paper
         return {"claim": id or self.id, "statement": self.text(**context),
                 "paper": math.nan if anchor is None else anchor, "ours": math.nan if ours is None else ours,
-                "ci_low": ci[0], "ci_high": ci[1], "profile": profile, "holds": verdict}
+                "ci_low": ci[0], "ci_high": ci[1], "model_acc": math.nan if model_acc is None else model_acc,
+                "seeds": "", "seed_holds": "", "profile": profile, "holds": verdict}
+
+
+def with_seeds(rows_by_seed: dict[int, list[dict]]) -> list[dict]:
+    """The first seed's rows, each with `seeds` and `seed_holds` filled from the rows of the same claim id on
+    every seed's model (in the dict's order; "—" where a seed has no such row). One seed: the rows unchanged."""
+    seeds = list(rows_by_seed)
+    if not seeds:
+        raise ValueError("with_seeds: no seed's rows given")
+    by_id = {k: {r["claim"]: r for r in rows} for k, rows in rows_by_seed.items()}
+    for k, rows in rows_by_seed.items():
+        if len(by_id[k]) != len(rows):
+            raise ValueError(f"with_seeds: seed {k} has two rows with the same claim id")
+    if len(seeds) == 1:
+        return list(rows_by_seed[seeds[0]])
+    out = []
+    for r in rows_by_seed[seeds[0]]:
+        each = [by_id[k].get(r["claim"]) for k in seeds]
+        out.append({**r, "seeds": " / ".join("—" if e is None else _fmt(e["ours"]) for e in each),
+                    "seed_holds": " / ".join("—" if e is None else e["holds"] for e in each)})
+    return out
+
+
+def changes_with_seed(seed_holds: str) -> bool:
+    """Whether the verdicts of a row's seeds differ ("yes / no"); one seed or a missing seed: False."""
+    verdicts = [v.strip() for v in str(seed_holds).split("/") if v.strip() and v.strip() != "—"]
+    return len(set(verdicts)) > 1
+
+
+def seed_spread(rows: list[dict]) -> pd.DataFrame:
+    """The rows of with_seeds() as a table for the notebooks: ours with its bootstrap interval, each seed's value
+    and verdict, and whether the verdict changes with the seed."""
+    df = pd.DataFrame(rows)
+    return pd.DataFrame({"claim": df["claim"], "ours (seed 0)": df["ours"], "95 % CI": [
+        "—" if is_nan(lo) else f"[{_fmt(lo)}, {_fmt(hi)}]" for lo, hi in zip(df.ci_low, df.ci_high, strict=True)],
+        "model acc %": df["model_acc"], "each seed": df["seeds"], "holds on each seed": df["seed_holds"],
+        "changes with the seed": [changes_with_seed(v) for v in df["seed_holds"]]})
 
 
 def write_claims(rows: list[dict], notebook: str, figures: str) -> pd.DataFrame:
@@ -133,6 +177,10 @@ NO_CLAIMS = "No claims CSV in figures/ yet: run `make figures`."
 PAPER_NOTE = ("Paper values are the anchors of `../shared/PAPER.md` §G for the matrix claims (bounds derived from the "
               "stored notebook where marked there) and of `../shared/ARITHMETIC.md` for the arithmetic ones (A, B); "
               "— where the paper gives none.")
+COLUMNS_NOTE = ("model acc. %: the accuracy, on its own test set, of the model the claim was read on (matrices: "
+                "at 5 % tolerance; addition: exact answers on the uniform set; — where several models or none); "
+                "seeds: ours on each seed's model, seed 0 first, with each verdict (— where the claim was read on "
+                "one seed).")
 SHORT_WIDTH = 110  # the headline table's statements are cut to this many characters
 
 
@@ -176,6 +224,13 @@ def short_statement(text: str, width: int = SHORT_WIDTH) -> str:
     return s
 
 
+def _seeds(r) -> str:
+    """'88.7 / 91 (no / yes)'; '—' for a row measured on one seed."""
+    if "seeds" not in r._fields or is_nan(r.seeds) or not str(r.seeds):
+        return "—"
+    return f"{r.seeds} ({r.seed_holds})"
+
+
 def _ci(r) -> str:
     return "—" if is_nan(r.ci_low) else f"[{_fmt(r.ci_low)}, {_fmt(r.ci_high)}]"
 
@@ -188,12 +243,14 @@ TABLE_COLUMNS: dict[str, tuple[str, Callable]] = {
     "paper": ("paper", lambda r: _fmt(r.paper)),
     "ours": ("ours", lambda r: _fmt(r.ours)),
     "ci": ("95 % CI", _ci),
+    "model": ("model acc. %", lambda r: _fmt(r.model_acc) if "model_acc" in r._fields else "—"),
+    "seeds": ("seeds (ours / holds)", lambda r: _seeds(r)),
     "holds": ("holds", lambda r: str(r.holds)),
     "profile": ("profile", lambda r: str(r.profile)),
     "notebook": ("notebook", lambda r: f"`{r.notebook}`"),
 }
-FULL_COLUMNS = ("claim", "statement", "paper", "ours", "ci", "holds", "notebook")
-HEADLINE_COLUMNS = ("claim", "short", "paper", "ours", "holds")
+FULL_COLUMNS = ("claim", "statement", "paper", "ours", "ci", "model", "seeds", "holds", "notebook")
+HEADLINE_COLUMNS = ("claim", "short", "paper", "ours", "model", "seeds", "holds")
 
 
 def render_table(df: pd.DataFrame, columns=FULL_COLUMNS) -> str:
@@ -225,7 +282,7 @@ def render_full(df: pd.DataFrame) -> str:
     """The full claims table with its note (the text between FULL_MARKERS)."""
     if df.empty:
         return NO_CLAIMS
-    return render_table(df, FULL_COLUMNS) + f"\n\nProfile: {_profiles(df)}. {PAPER_NOTE}"
+    return render_table(df, FULL_COLUMNS) + f"\n\nProfile: {_profiles(df)}. {COLUMNS_NOTE} {PAPER_NOTE}"
 
 
 def render_headline(df: pd.DataFrame, headline) -> str:
@@ -233,7 +290,8 @@ def render_headline(df: pd.DataFrame, headline) -> str:
     if df.empty:
         return NO_CLAIMS
     return (render_table(_select(df, headline, "headline claims"), HEADLINE_COLUMNS)
-            + f"\n\nProfile: {_profiles(df)}. — where the paper gives no number or ours could not be measured.")
+            + f"\n\nProfile: {_profiles(df)}. — where the paper gives no number or ours could not be measured. "
+            + COLUMNS_NOTE)
 
 
 def _evidence(r) -> str:

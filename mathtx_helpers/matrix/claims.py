@@ -64,7 +64,7 @@ def family_text(family: str) -> str:
 
 # ------------------------------------------------------------------ notebook 05: result 3, out of distribution
 
-OWN_SPECTRUM_BAR = 80  # a model "learned its own spectrum" at this accuracy (%) at 5 %: the cpu profile's bar
+OWN_SPECTRUM_BAR = 90  # a model "learned its own spectrum" at this accuracy (%) at 5 %: the cpu profile's bar
 
 G6A = Claim("G6a", "eigenvalues: Laplace-trained accuracy (%) at 5 % on the {test} test set (holds: {rule}; the model "
             "scores {own:.1f} % on its own Laplace test set)", at_least(90))
@@ -94,10 +94,11 @@ IN_DISTRIBUTION = Claim("in-distribution", "eigenvalues: {spectrum}-trained accu
 # Not the paper's claims: what the reference models must reach for the claims read on them to say something.
 # {label} names the model; a bar is met or not (an unmeasured model has not met it).
 BAR_MAIN_EIGENVALUES = Claim("bar eigenvalues", "eigenvalue model (semicircle) {rule} % at 5 %", at_least(90))
-BAR_EIGENVECTORS = Claim("bar eigenvectors", "eigen-decomposition model {rule} % at 5 %",
-                         Rule("in [70, 97]", lambda v, **_: 70 <= v <= 97))
+# the paper's 92 % model and its ~70 % one
+BAR_EIGENVECTORS = Claim("bar eigenvectors", "eigen-decomposition model{label} {rule} % at 5 %",
+                         Rule("in [90, 95]", lambda v, **_: 90 <= v <= 95))
 BAR_WEAKER = Claim("bar weaker", "weaker eigen-decomposition snapshot {rule} % at 5 %",
-                   Rule("in [50, 70]", lambda v, **_: 50 <= v <= 70))
+                   Rule("in [65, 75]", lambda v, **_: 65 <= v <= 75))
 BAR_INVERSION = Claim("bar inversion", "inversion model {rule} % at 5 %", at_least(50))
 BAR_OWN_SPECTRUM = Claim("bar own spectrum", "eigenvalues-{spectrum} {rule} % at 5 % on its own spectrum",
                          at_least(OWN_SPECTRUM_BAR))
@@ -105,3 +106,112 @@ BAR_OWN_SPECTRUM = Claim("bar own spectrum", "eigenvalues-{spectrum} {rule} % at
 
 def bar_met(bar: Claim, value: float, **context) -> bool:
     return bar.verdict(value, **context) == "yes"
+
+
+# ------------------------------------------------------------------ the rows each notebook writes, per model
+# One function per notebook, called once per seed's models; core.claims.with_seeds then joins the seeds.
+
+
+def accuracy(df) -> float:
+    """A predictions table's accuracy (%) at 5 %: the model_acc of the rows measured on it."""
+    return 100 * float((df["err"].to_numpy(float) < 0.05).mean()) if len(df) else math.nan
+
+
+def share(shares, key: str) -> tuple[float, tuple[float, float]]:
+    """A failure share (%) and its interval from failures.failure_shares; NaN where there were no failures."""
+    if shares.empty or key not in set(shares.key) or shares.set_index("key").loc[key, "of"].startswith("0 "):
+        return math.nan, (math.nan, math.nan)
+    r = shares.set_index("key").loc[key]
+    return r["share %"], (r["ci low %"], r["ci high %"])
+
+
+def result1_rows(shares: dict, accuracies: dict, profile: str) -> list[dict]:
+    """Notebook 03's rows. shares: table name ('eigenvectors', 'eigenvectors (weaker)', 'inversion',
+    'eigenvalues') -> its failures.failure_shares; accuracies: the same names -> accuracy (%) at 5 %."""
+    rows = []
+    for name, s in shares.items():
+        if not name.startswith("eigenvectors"):
+            continue
+        weaker = name != "eigenvectors"  # the weaker snapshot's rows: their own ids, no paper value
+        tag = " (weaker)" if weaker else ""
+        acc = accuracies[name]
+        for claim, key in SHARE_CLAIMS:
+            v, ci = share(s, key)
+            rows.append(claim.row(v, profile, ci=ci, model=name, model_acc=acc,
+                                  **({"id": claim.id + tag, "paper": None} if weaker else {})))
+        wrong = 100 - share(s, "eigenvalues within 2%")[0]
+        for key, measure in (("not orthogonal (adjacent)", "adjacent-row proxy"),
+                             ("not orthogonal (full)", "max|V^T V - I|")):
+            v, ci = share(s, key)
+            full = "full" in key
+            rows.append(G3.row(v, profile, ci=ci, model=name, measure=measure, wrong_eigenvalues=wrong,
+                               model_acc=acc, id="G3" + tag + (" full" if full else ""),
+                               paper=None if weaker or full else "default"))
+    if "inversion" in shares:
+        v, ci = share(shares["inversion"], "near miss 25%")
+        rows.append(INVERSION_NEAR_MISS.row(v, profile, ci=ci, model_acc=accuracies["inversion"]))
+    if "eigenvalues" in shares:
+        v, ci = share(shares["eigenvalues"], "near miss 10%")
+        rows.append(EIGENVALUES_NEAR_MISS.row(v, profile, ci=ci, model_acc=accuracies["eigenvalues"]))
+    return rows
+
+
+def result2_rows(g4: dict, g5: dict | None, summary, accuracies: dict, profile: str, threshold: float) -> list[dict]:
+    """Notebook 04's rows. g4: features.cond_V_rule's measures of the eigen-decomposition table (empty: none);
+    g5: the inversion measures ('ratio', 'above'; None: no inversion table); summary: features.predict_failures'
+    table with a 'task' column; accuracies: task -> accuracy (%) at 5 % of its model."""
+    rows = []
+    if g4:
+        acc = accuracies["eigenvectors"]
+        rows.append(G4_FPR.row(g4["fpr"], profile, ci=g4["fpr_ci"], threshold=threshold, model_acc=acc))
+        rows.append(G4_FNR.row(g4["fnr"], profile, ci=g4["fnr_ci"], threshold=threshold, model_acc=acc))
+        rows.append(G4_MAX.row(g4["max_ok"], profile, model_acc=acc))
+    if g5 is not None:
+        acc = accuracies["inversion"]
+        rows.append(G5_RATIO.row(g5.get("ratio", math.nan), profile, model_acc=acc))
+        rows.append(G5_TAIL.row(g5.get("above", math.nan), profile, model_acc=acc))
+    for _, s in summary.iterrows():
+        rows.append(PREDICT.row(s.AUC, profile, ci=(s["AUC ci low"], s["AUC ci high"]),
+                                id=predict_id(s.task, s.features), task=s.task, what=family_text(s.features),
+                                model_acc=accuracies[s.task]))
+    return rows
+
+
+G6_CELLS = (("laplace", "semicircle"), ("laplace", "positive"), ("semicircle", "laplace"),
+            ("semicircle", "positive"), ("laplace", "laplace"), ("semicircle", "semicircle"))
+G7_TARGETS = ("50%", "80%")
+
+
+def g7_faster(speed) -> dict:
+    """target -> (examples the semicircle run needed to reach it on the semicircle test set, the runs that
+    needed fewer: a Series run -> examples). speed: notebook 05's table (index: training spectrum, columns
+    'semicircle 50%', ...: examples to first reach the target, NaN if never)."""
+    out = {}
+    for t in G7_TARGETS:
+        own = speed.loc["semicircle", f"semicircle {t}"]
+        others = speed.drop(index="semicircle")[f"semicircle {t}"]
+        out[t] = (own, others[others < own] if not math.isnan(own) else others.dropna())
+    return out
+
+
+def result3_rows(cell, speed, spectra, profile: str) -> list[dict]:
+    """Notebook 05's rows for one seed's seven eigenvalue models. cell(train, test) -> (accuracy % at 5 %,
+    (ci low, ci high)); speed: see g7_faster."""
+    rows = []
+    lap_own, semi_own = cell("laplace", "laplace")[0], cell("semicircle", "semicircle")[0]
+    for te in ("semicircle", "positive"):
+        v, ci = cell("laplace", te)
+        rows.append(G6A.row(v, profile, ci=ci, id=f"G6a {te}", test=te, own=lap_own, model_acc=lap_own))
+    semi_both = (cell("semicircle", "laplace")[0], cell("semicircle", "positive")[0])
+    for te in ("laplace", "positive"):
+        v, ci = cell("semicircle", te)
+        rows.append(G6B.row(v, profile, ci=ci, id=f"G6b {te}", test=te, own=semi_own, both=semi_both,
+                            model_acc=semi_own))
+    for t, (own, faster) in g7_faster(speed).items():
+        reached = speed.drop(index="semicircle")[f"semicircle {t}"].dropna()
+        best = reached.min() if len(reached) else math.nan  # NaN: no other run reached the target in its budget
+        rows.append(G7.row(best, profile, id=f"G7 {t}", target=t, own=own, faster=", ".join(faster.index) or "none"))
+    for sp in spectra:
+        v, ci = cell(sp, sp)
+        rows.append(IN_DISTRIBUTION.row(v, profile, ci=ci, id=f"in-distribution {sp}", spectrum=sp, model_acc=v))
+    return rows

@@ -33,9 +33,10 @@ def prediction_tables(profile, source: str = "ours", dump_task: str = "eigenvect
     """name -> predictions table, for the failure notebooks.
 
     source 'ours': the profile's runs on their own fixed test sets (predicted once, then read from
-    data/runs/<run>/predictions/): 'eigenvectors', 'eigenvectors (weaker)' (the snapshot closest to 60 % among
-    those at 50-70 %, if any), 'inversion' and 'eigenvalues' (the semicircle model). Any other source is the
-    path of an original verbose evaluation dump (PAPER.md §D.5), read as the single table `dump_task`."""
+    data/runs/<run>/predictions/): 'eigenvectors', 'eigenvectors (weaker)' (predict.pick_snapshot's: the
+    paper's ~70 % model, if a snapshot is in its band), 'inversion' and 'eigenvalues' (the semicircle model).
+    Any other source is the path of an original verbose evaluation dump (PAPER.md §D.5), read as the single
+    table `dump_task`."""
     from .dumps import read_dump
     from .predict import pick_snapshot, predict
     from .train import run_status
@@ -53,11 +54,26 @@ def prediction_tables(profile, source: str = "ours", dump_task: str = "eigenvect
             raise ValueError(f"run {run} of profile {profile.name} is not trained: run notebook 02 "
                              f"or `python -m mathtx_helpers train --profile {profile.name} --run {run}`")
         tables[name] = pd.read_parquet(predict(spec.config, size=spec.test_size, progress=False))
-        if name == "eigenvectors" and (weak := pick_snapshot(spec.config, 0.5, 0.7)) is not None:
+        if name == "eigenvectors" and (weak := pick_snapshot(spec.config)) is not None:
             tables["eigenvectors (weaker)"] = pd.read_parquet(
                 predict(spec.config, size=spec.test_size, snapshot=weak, progress=False))
             tables["eigenvectors (weaker)"].attrs["snapshot"] = weak
     return tables
+
+
+def seed_tables(profile, family: str) -> dict[int, pd.DataFrame]:
+    """seed -> predictions table of each replicate of a run family on its own fixed test set (the first seed
+    first): the seed-to-seed spread of notebooks 03-05."""
+    from .predict import predict
+    from .train import run_status
+
+    out = {}
+    for seed, spec in profile.replicates(family).items():
+        if run_status(spec.config) != "done":
+            raise ValueError(f"run {spec.name} of profile {profile.name} is not trained: run notebook 02 or "
+                             f"`python -m mathtx_helpers train --profile {profile.name} --run {spec.name}`")
+        out[seed] = pd.read_parquet(predict(spec.config, size=spec.test_size, progress=False))
+    return out
 
 
 def problems_of(df: pd.DataFrame, task: str, n: int | None = None) -> tasks.Problems:

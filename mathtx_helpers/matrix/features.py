@@ -11,7 +11,7 @@ import pandas as pd
 
 from ..core.stats import bootstrap_ci, share_ci
 from . import tasks
-from .failures import problems_of
+from .failures import failed, matrix_size, problems_of
 
 
 def split_stats(values, fail) -> dict[str, float]:
@@ -34,6 +34,20 @@ def threshold_rates(score, fail, threshold: float) -> tuple[float, float]:
     fpr = flagged[~fail].mean() if (~fail).any() else math.nan
     fnr = (~flagged[fail]).mean() if fail.any() else math.nan
     return float(fpr), float(fnr)
+
+
+def cond_V_rule(vec: pd.DataFrame, rng: np.random.Generator, threshold: float, tol: float = 0.05) -> dict:
+    """G4 on an eigen-decomposition predictions table: the rule 'fail iff cond(V_hat) > threshold' as
+    percentages with bootstrap intervals ('fpr', 'fnr', 'fpr_ci', 'fnr_ci') and the largest cond(V_hat) of a
+    success ('max_ok')."""
+    fail = failed(vec, tol)
+    cond = vec["cond_V"].to_numpy(float)
+    fpr, fnr = threshold_rates(cond, fail, threshold)
+    flagged = ~(cond <= threshold)
+    _, *fpr_ci = share_ci(flagged[~fail], rng)
+    _, *fnr_ci = share_ci(~flagged[fail], rng)
+    return {"fpr": 100 * fpr, "fnr": 100 * fnr, "fpr_ci": tuple(100 * x for x in fpr_ci),
+            "fnr_ci": tuple(100 * x for x in fnr_ci), "max_ok": split_stats(cond, fail)["success max"]}
 
 
 def problem_features(task: str, A: np.ndarray) -> pd.DataFrame:
@@ -134,6 +148,24 @@ def predict_failures(families: dict[str, pd.DataFrame], fail, seed: int, test_sh
     roc = pd.concat(curves, ignore_index=True) if curves else pd.DataFrame(
         columns=["features", "false alarm rate", "failures caught"])
     return pd.DataFrame(rows), roc
+
+
+def predict_table(task: str, df: pd.DataFrame, seed: int, confidence: bool = True) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """predict_failures on one predictions table (its valid predictions), with the three feature families and
+    all of them together -> (summary with 'task' and 'invalid left out' columns, ROC with 'task').
+    confidence=False: without the log-probability family (the original's dumps hold only a beam score)."""
+    valid = df[df.valid].reset_index(drop=True)
+    n = matrix_size(df)
+    fam = {"problem": problem_features(task, problems_of(valid, task, n).A),
+           "solution": solution_features(task, valid, n)}
+    if confidence:
+        fam["confidence"] = confidence_features(valid)
+    fam["all"] = pd.concat(list(fam.values()), axis=1)
+    summary, roc = predict_failures(fam, failed(valid), seed=seed)
+    summary.insert(0, "task", task)
+    summary.insert(1, "invalid left out", int((~df.valid).sum()))
+    roc.insert(0, "task", task)
+    return summary, roc
 
 
 def failure_rate_by_bin(values, fail, edges) -> pd.DataFrame:

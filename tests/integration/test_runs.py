@@ -208,6 +208,11 @@ def test_seed_replicates_differ_only_by_their_seed():
                 assert spec.config.replace(seed=0) == first.config and spec.config.name != first.config.name
         families = {s.family for s in p.runs}
         assert all(f"{f}-seed1" in by_name for f in families if f != "inversion"), families
+        assert {k: s.name for k, s in p.replicates("eigenvectors").items()} == {0: "eigenvectors",
+                                                                                1: "eigenvectors-seed1"}
+        assert list(p.replicates("inversion")) == [0]
+        with pytest.raises(ValueError, match="families: eigenvalues-semicircle"):
+            p.replicates("eigenvectors-seed1")
 
 
 def test_a_field_added_at_its_default_renames_no_run():

@@ -386,3 +386,19 @@ def test_cli_restore_of_a_profile_that_ships_nothing(tmp_path):
     assert r.returncode == 0, r.stderr
     assert r.stdout.strip() == "nothing to restore for profile smoke"
     assert not (tmp_path / "data" / "runs").exists()
+
+
+def test_profiled_layout_trains_each_run_on_its_own_thread_count(monkeypatch):
+    """make retrain's layout on 2 cores: the two-thread eigen-decomposition runs one at a time, then the one-thread
+    runs two side by side, then the addition runs."""
+    calls = []
+    monkeypatch.setattr(jobs, "train_side_by_side", lambda profile, specs, device, jobs, progress, threads:
+                        calls.append(([s.name for s in specs], jobs, threads)))
+    monkeypatch.setattr(jobs, "train_runs", lambda profile, specs, progress: calls.append([s.name for s in specs]))
+    cpu = profiles.get_profile("cpu")
+    jobs.train_profiled(cpu, list(cpu.runs + cpu.addition), cores=2, progress=False)
+    assert calls[0] == (["eigenvectors", "eigenvectors-seed1"], 1, 2)
+    names, at_once, threads = calls[1]
+    assert (at_once, threads) == (2, 1) and len(names) == 15 and "inversion" in names
+    assert calls[2] == ["addition-2layer", "addition-1layer"]
+    assert {s.name for s in cpu.runs if s.threads == 2} == {"eigenvectors", "eigenvectors-seed1"}

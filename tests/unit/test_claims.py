@@ -42,7 +42,7 @@ def test_composite_rules_use_their_context():
     assert M.G6B.verdict(33.8, both=(33.8, 9.1), own=96.1) == "yes"
     assert M.G6B.verdict(60, both=(60, 70), own=96.1) == "no"
     assert M.G6B.verdict(33.8, both=(33.8, 9.1), own=40) == C.CANNOT_TELL
-    assert M.G6B.verdict(30, both=(NAN, 30.0), own=85) == "yes"  # an unmeasured test set does not hide the other
+    assert M.G6B.verdict(30, both=(NAN, 30.0), own=95) == "yes"  # an unmeasured test set does not hide the other
     assert M.G1.verdict(np.float32("nan"), model="m") == C.CANNOT_TELL
     assert M.G1.verdict(pd.NA, model="m") == C.CANNOT_TELL
     # G7: no other run reaching the target is a "no", unless the semicircle run did not reach it either
@@ -59,8 +59,28 @@ def test_composite_rules_use_their_context():
     assert A.B8.verdict(66.7, hypotheses=h.assign(holds=[True, False, True])) == "no"
 
 
+def renders(claim, statement: str, **context) -> bool:
+    """Whether a committed statement is the claim's template with its rule's text, the given context, and any
+    value for the other fields (the measured numbers a statement shows change with every rerun)."""
+    import re
+
+    parts = re.split(r"(\{[^{}]*\})", claim.statement)
+    pattern = ""
+    for part in parts:
+        name = part[1:-1].split(":")[0] if part.startswith("{") else None
+        if name is None:
+            pattern += re.escape(part)
+        elif name == "rule":
+            pattern += re.escape(claim.rule.text)
+        elif name in context:
+            pattern += re.escape(format(context[name], part[1:-1].partition(":")[2]))
+        else:
+            pattern += ".+?"
+    return re.fullmatch(pattern, statement) is not None
+
+
 def test_the_definitions_render_the_committed_statements():
-    """The committed CSVs were written before the rules moved out of the notebooks: the same wording."""
+    """The committed CSVs' wording comes out of the definitions (the rules moved out of the notebooks)."""
     nb3, nb4 = committed("03_failure_analysis"), committed("04_failure_prediction")
     nb5, nb6, nb7 = committed("05_ood_generalization"), committed("06_arithmetic"), committed("07_arithmetic_circuits")
 
@@ -68,16 +88,16 @@ def test_the_definitions_render_the_committed_statements():
         assert claim.text(model="eigenvectors") == nb3.statement[claim.id]
         assert claim.text(model="eigenvectors (weaker)") == nb3.statement[claim.id + " (weaker)"]
         assert claim.paper == nb3.paper[claim.id]
-    assert M.G3.text(model="eigenvectors", measure="adjacent-row proxy", wrong_eigenvalues=100 - 88.6847) == \
-        nb3.statement["G3"]
+    assert renders(M.G3, nb3.statement["G3"], model="eigenvectors", measure="adjacent-row proxy")
+    assert not renders(M.G3, nb3.statement["G3"], model="eigenvectors (weaker)")  # the check can fail
     assert M.G4_FPR.text(threshold=paper.E1_COND_V_THRESHOLD) == nb4.statement["G4 fpr"]
     assert M.G4_MAX.text() == nb4.statement["G4 max"] and M.G5_TAIL.text() == nb4.statement["G5 tail"]
     assert M.PREDICT.text(task="eigenvalues", what=M.family_text("all")) == nb4.statement["predict eigenvalues all"]
-    assert M.G6B.text(test="laplace", own=96.09) == nb5.statement["G6b laplace"]
-    assert M.G7.text(target="50%", own=250_048, faster="none") == nb5.statement["G7 50%"]
+    assert renders(M.G6B, nb5.statement["G6b laplace"], test="laplace")
+    assert renders(M.G7, nb5.statement["G7 50%"], target="50%")
     assert M.IN_DISTRIBUTION.text(spectrum="marcenko") == nb5.statement["in-distribution marcenko"]
-    assert A.A1.text(questions=150_000) == nb6.statement["A1"] and A.A3.text() == nb6.statement["A3"]
-    assert A.A4.text(questions=50_000, uniform=99.939) == nb6.statement["A4"]
+    assert renders(A.A1, nb6.statement["A1"]) and A.A3.text() == nb6.statement["A3"]
+    assert renders(A.A4, nb6.statement["A4"])
     for kind, claim in A.MAPPED_CLAIMS:
         assert claim.text(what=A.SUBTASK_TEXT[kind]) == nb7.statement[claim.id]
     assert A.B8.text() == nb7.statement["B8"] and A.B9.text() == nb7.statement["B9"]
@@ -110,3 +130,63 @@ def test_rows_become_a_claims_csv(tmp_path, monkeypatch):
         C.write_claims([], "03_test", "data/figures/smoke")
     with pytest.raises(ValueError, match="'smoke' is not a figures folder"):  # a profile name, the old signature
         C.write_claims(rows, "03_test", "smoke")
+
+
+# ------------------------------------------------------------------------------------------ seeds and model accuracy
+
+
+def test_with_seeds_joins_each_claim_across_seeds_and_marks_changed_verdicts():
+    seed0 = [M.G1.row(99.5, "cpu", model="eigenvectors", model_acc=92.0),
+             M.G1.row(97.0, "cpu", model="eigenvectors (weaker)", id="G1 (weaker)", paper=None, model_acc=70.0),
+             M.G4_MAX.row(1.1, "cpu", model_acc=92.0)]
+    seed1 = [M.G1.row(98.0, "cpu", model="eigenvectors", model_acc=90.5), M.G4_MAX.row(1.15, "cpu", model_acc=90.5)]
+    rows = C.with_seeds({0: seed0, 1: seed1})
+    assert [r["claim"] for r in rows] == ["G1", "G1 (weaker)", "G4 max"]  # seed 0's rows, in its order
+    assert [r["ours"] for r in rows] == [99.5, 97.0, 1.1] and rows[0]["model_acc"] == 92.0
+    assert [r["seeds"] for r in rows] == ["99.5 / 98", "97 / —", "1.1 / 1.15"]
+    assert [r["seed_holds"] for r in rows] == ["yes / no", "no / —", "yes / yes"]
+    assert [C.changes_with_seed(r["seed_holds"]) for r in rows] == [True, False, False]
+    spread = C.seed_spread(rows)
+    assert spread["changes with the seed"].tolist() == [True, False, False]
+    assert spread["model acc %"].tolist() == [92.0, 70.0, 92.0]
+    # one seed: unchanged rows, empty seed columns
+    assert C.with_seeds({0: seed0}) == seed0 and seed0[0]["seeds"] == "" and not C.changes_with_seed("")
+    with pytest.raises(ValueError, match="same claim id"):
+        C.with_seeds({0: seed0, 1: seed1 + seed1[:1]})
+
+
+def test_result3_rows_judge_each_seed_on_its_own_models():
+    """G6a, G6b, G7 and the in-distribution bars from a (train, test) accuracy table and a speed table."""
+    spectra = ("semicircle", "laplace", "positive")
+    acc = {("laplace", "laplace"): 95.0, ("laplace", "semicircle"): 93.0, ("laplace", "positive"): 91.0,
+           ("semicircle", "semicircle"): 99.0, ("semicircle", "laplace"): 40.0, ("semicircle", "positive"): 20.0,
+           ("positive", "positive"): 85.0, ("positive", "semicircle"): 60.0, ("positive", "laplace"): 50.0}
+
+    def cell(tr, te):
+        return acc[tr, te], (acc[tr, te] - 1, acc[tr, te] + 1)
+
+    speed = pd.DataFrame({"semicircle 50%": [200_000, 150_000, NAN], "semicircle 80%": [300_000, NAN, NAN]},
+                         index=pd.Index(spectra, name="train"))
+    rows = {r["claim"]: r for r in M.result3_rows(cell, speed, spectra, "cpu")}
+    assert rows["G6a semicircle"]["holds"] == rows["G6a positive"]["holds"] == "yes"
+    assert rows["G6a semicircle"]["model_acc"] == 95.0  # the Laplace model's own accuracy
+    assert rows["G6b laplace"]["holds"] == "yes" and rows["G6b laplace"]["model_acc"] == 99.0
+    assert rows["G7 50%"]["ours"] == 150_000 and rows["G7 50%"]["holds"] == "yes"
+    assert math.isnan(rows["G7 80%"]["ours"]) and rows["G7 80%"]["holds"] == "no"  # nobody else reached 80 %
+    assert math.isnan(rows["G7 50%"]["model_acc"])  # several models
+    assert [rows[f"in-distribution {sp}"]["holds"] for sp in spectra] == ["yes", "yes", "no"]  # bar: 90 %
+    # a semicircle model under the bar: "does not generalize" cannot be judged on it
+    acc["semicircle", "semicircle"] = 60.0
+    rows = {r["claim"]: r for r in M.result3_rows(cell, speed, spectra, "cpu")}
+    assert rows["G6b laplace"]["holds"] == "cannot tell"
+
+
+def test_cond_V_rule_counts_false_alarms_and_misses():
+    from mathtx_helpers.matrix import features
+
+    # successes: cond 1.0, 1.0, 1.2 (one false alarm at 1.035); failures: 1.5, 1.01 (one miss), NaN (flagged)
+    vec = pd.DataFrame({"err": [0.0, 0.01, 0.02, 0.5, 0.3, NAN], "cond_V": [1.0, 1.0, 1.2, 1.5, 1.01, NAN]})
+    g4 = features.cond_V_rule(vec, np.random.default_rng(0), 1.035)
+    assert g4["fpr"] == pytest.approx(100 / 3) and g4["fnr"] == pytest.approx(100 / 3)
+    assert g4["max_ok"] == 1.2
+    assert g4["fpr_ci"][0] <= g4["fpr"] <= g4["fpr_ci"][1]

@@ -22,7 +22,8 @@ SECTIONS = {"one": ("G1", "G7"), "two": ("A1",)}
 def _rows() -> list[dict]:
     return [
         {"claim": "G1", "statement": "share | with a pipe (holds: >= 99)", "paper": 99.93, "ours": 88.6847,
-         "ci_low": 87.2824, "ci_high": 89.9903, "profile": "cpu", "holds": "no"},
+         "ci_low": 87.2824, "ci_high": 89.9903, "model_acc": 79.3, "seeds": "88.68 / 91", "seed_holds": "no / yes",
+         "profile": "cpu", "holds": "no"},
         {"claim": "G7", "statement": "fewest examples (— if none did; holds: some run is faster: none)",
          "paper": math.nan, "ours": math.nan, "ci_low": math.nan, "ci_high": math.nan, "profile": "cpu",
          "holds": "cannot tell"},
@@ -61,7 +62,8 @@ def test_committed_readme_has_every_headline_claim_and_a_verdict_per_result():
     df = claims.claims(FIGURES)
     for cid in paper.HEADLINE_CLAIMS:
         r = df[df["claim"] == cid].iloc[0]
-        assert f"| {cid} | " in text and f"| {claims._fmt(r.ours)} | {r.holds} |" in text
+        line = next(ln for ln in text.splitlines() if ln.startswith(f"| {cid} | "))
+        assert f"| {claims._fmt(r.ours)} | {claims._fmt(r.model_acc)} | " in line and line.endswith(f"| {r.holds} |")
     for section, ids in paper.RESULT_CLAIMS.items():
         start, end = claims.verdict_markers(section)
         block = text.split(start, 1)[1].split(end, 1)[0]
@@ -94,20 +96,22 @@ def test_update_puts_each_value_where_expected(tree):
     changed = claims.update(readme, docs, figures, ("A1", "G1"), SECTIONS)
     assert changed == [readme, docs]
     full = docs.read_text()
-    assert "| G1 | share \\| with a pipe (holds: >= 99) | 99.93 | 88.68 | [87.28, 89.99] | no | `03_x` |" in full
-    assert ("| G7 | fewest examples (— if none did; holds: some run is faster: none) | — | — | — | cannot tell "
-            "| `03_x` |") in full
+    assert ("| G1 | share \\| with a pipe (holds: >= 99) | 99.93 | 88.68 | [87.28, 89.99] | 79.3 "
+            "| 88.68 / 91 (no / yes) | no | `03_x` |") in full
+    assert ("| G7 | fewest examples (— if none did; holds: some run is faster: none) | — | — | — | — | — "
+            "| cannot tell | `03_x` |") in full
     assert "| A1 | 2-layer model: accuracy (%) (paper: six 9s; holds = zero errors) | 99.9999 | 100 | " \
-           "[99.998, 100] | yes | `06_y` |" in full
+           "[99.998, 100] | — | — | yes | `06_y` |" in full
     assert "STALE" not in full and full.startswith("# all\n\n") and full.endswith("\n\nend\n")
     assert "Profile: cpu." in full
 
     text = readme.read_text()
     head = text.split(claims.HEADLINE_MARKERS[0], 1)[1].split(claims.HEADLINE_MARKERS[1], 1)[0]
     lines = [ln for ln in head.splitlines() if ln.startswith("| ")]
-    assert lines == ["| claim | statement | paper | ours | holds |",
-                     "| A1 | 2-layer model: accuracy (%) | 99.9999 | 100 | yes |",  # in the order given
-                     "| G1 | share \\| with a pipe | 99.93 | 88.68 | no |"]  # rule and paper parentheses dropped
+    assert lines == ["| claim | statement | paper | ours | model acc. % | seeds (ours / holds) | holds |",
+                     "| A1 | 2-layer model: accuracy (%) | 99.9999 | 100 | — | — | yes |",  # in the order given
+                     # rule and paper parentheses dropped; the model's accuracy and each seed beside ours
+                     "| G1 | share \\| with a pipe | 99.93 | 88.68 | 79.3 | 88.68 / 91 (no / yes) | no |"]
     one = text.split(claims.verdict_markers("one")[0], 1)[1].split(claims.verdict_markers("one")[1], 1)[0]
     assert one.strip().splitlines() == [
         "- **holds** (0 of 2): none",
@@ -133,7 +137,7 @@ def test_update_is_idempotent_and_stale_writes_nothing(tree):
     df.to_csv(figures / "03_x_claims.csv", index=False)
     assert claims.stale(readme, docs, figures, ("G1",), SECTIONS) == [readme, docs]
     assert claims.update(readme, docs, figures, ("G1",), SECTIONS) == [readme, docs]
-    assert "| G1 | share \\| with a pipe | 99.93 | 99.5 | no |" in readme.read_text()
+    assert "| G1 | share \\| with a pipe | 99.93 | 99.5 | 79.3 | 88.68 / 91 (no / yes) | no |" in readme.read_text()
 
 
 @pytest.mark.parametrize("which", ["headline", "verdict", "full"])
