@@ -61,15 +61,19 @@ def prediction_tables(profile, source: str = "ours", dump_task: str = "eigenvect
     return tables
 
 
-def seed_tables(profile, family: str) -> dict[int, pd.DataFrame]:
+def seed_tables(profile, family: str, skip_untrained: bool = False) -> dict[int, pd.DataFrame]:
     """seed -> predictions table of each replicate of a run family on its own fixed test set (the first seed
-    first): the seed-to-seed spread of notebooks 03-05."""
+    first): the seed-to-seed spread of notebooks 03-05. An untrained replicate is an error, or left out with
+    skip_untrained (a notebook run on its own before notebook 02 trained every seed; it says so)."""
     from .predict import predict
     from .train import run_status
 
     out = {}
     for seed, spec in profile.replicates(family).items():
         if run_status(spec.config) != "done":
+            if skip_untrained:
+                print(f"{spec.name} is not trained yet: its seed is left out of the seed-to-seed spread")
+                continue
             raise ValueError(f"run {spec.name} of profile {profile.name} is not trained: run notebook 02 or "
                              f"`python -m mathtx_helpers train --profile {profile.name} --run {spec.name}`")
         out[seed] = pd.read_parquet(predict(spec.config, size=spec.test_size, progress=False))
