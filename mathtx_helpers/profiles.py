@@ -39,8 +39,8 @@ class RunSpec:
     test_size: int = 10_000  # problems per test set in the predictions
     # CPU threads of its process in `make retrain` (its bytes depend on them; runs at 1 thread share the cores
     # side by side): 2 for the eigen-decomposition runs, so that one of them fits in a 3-hour session (measured
-    # on 2 cores: 272 examples/s alone on 2 threads, 1.8M in 110 min; 160 examples/s each for two side by side on
-    # one thread, 187 min for the pair, 2 x 110 one after the other)
+    # on 2 cores: 272 examples/s alone on 2 threads, 1.8M in 118 min; 160 examples/s each for two side by side on
+    # one thread, 187 min for the pair, 2 x 118 one after the other)
     threads: int = 1
 
     @property
