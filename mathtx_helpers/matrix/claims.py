@@ -10,7 +10,7 @@ import math
 
 from .. import paper
 from ..core.claims import Claim, Rule, at_least, at_most, below
-from .failures import ORTHOGONAL
+from .failures import ORTHOGONAL, failed
 
 # ------------------------------------------------------------------ notebook 03: result 1, "roughly right"
 
@@ -114,7 +114,7 @@ def bar_met(bar: Claim, value: float, **context) -> bool:
 
 def accuracy(df) -> float:
     """A predictions table's accuracy (%) at 5 %: the model_acc of the rows measured on it."""
-    return 100 * float((df["err"].to_numpy(float) < 0.05).mean()) if len(df) else math.nan
+    return 100 * float((~failed(df)).mean()) if len(df) else math.nan
 
 
 def share(shares, key: str) -> tuple[float, tuple[float, float]]:
