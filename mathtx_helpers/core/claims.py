@@ -146,6 +146,16 @@ def seed_spread(rows: list[dict]) -> pd.DataFrame:
         "changes with the seed": [changes_with_seed(v) for v in df["seed_holds"]]})
 
 
+def seed_spread_summary(spread: pd.DataFrame) -> str:
+    """One line for the notebooks under seed_spread()'s table: how many claims change their verdict with the seed,
+    which ones, or that only one seed's model was measured (then there is nothing to compare: not "0 change")."""
+    if not any("/" in str(v) for v in spread["holds on each seed"]):
+        return "only one seed's model was measured: no seed-to-seed comparison yet"
+    changed = spread.claim[spread["changes with the seed"]].tolist()
+    return (f"{len(changed)} of {len(spread)} claims change their verdict with the seed"
+            + (f": {', '.join(changed)}" if changed else ""))
+
+
 def write_claims(rows: list[dict], notebook: str, figures: str) -> pd.DataFrame:
     """Write the claim rows to <figures>/<notebook>_claims.csv (e.g. 03_failure_analysis) and return them;
     `figures` is the profile's figures folder."""
