@@ -152,7 +152,8 @@ def test_with_seeds_joins_each_claim_across_seeds_and_marks_changed_verdicts():
     assert C.seed_spread_summary(spread) == "1 of 3 claims change their verdict with the seed: G1"
     # one seed: unchanged rows, empty seed columns, and the summary says there is nothing to compare (not "0 of 3")
     assert C.with_seeds({0: seed0}) == seed0 and seed0[0]["seeds"] == "" and not C.changes_with_seed("")
-    assert C.seed_spread_summary(C.seed_spread(seed0)) == "only one seed's model was measured: no seed-to-seed comparison yet"
+    one = C.seed_spread_summary(C.seed_spread(seed0))
+    assert one == "only one seed's model was measured: no seed-to-seed comparison yet"
     with pytest.raises(ValueError, match="same claim id"):
         C.with_seeds({0: seed0, 1: seed1 + seed1[:1]})
 
