@@ -66,3 +66,34 @@ def auc(fail, score) -> float:
 
     fail = np.asarray(fail)
     return float(roc_auc_score(fail, score)) if 0 < fail.sum() < len(fail) else math.nan
+
+
+def auc_ci(fail, score, rng: np.random.Generator, n_boot: int = 1000,
+           level: float = 0.95) -> tuple[float, float, float]:
+    """auc(fail, score) with the percentile-bootstrap interval of bootstrap_ci(auc, fail, score) (the same
+    resampled rows, drawn from rng the same way), computed without re-sorting each resample: a resample is a
+    count per row, and the AUC of counted rows is sum over score levels of positives x (negatives below + half
+    the tied ones) / (P N), the Mann-Whitney form of the ROC area with ties counted half, as sklearn's."""
+    fail = np.asarray(fail, dtype=bool)
+    score = np.asarray(score, dtype=float)
+    if len(fail) != len(score):
+        raise ValueError("auc_ci: fail and score must have the same length")
+    n = len(fail)
+    value = auc(fail, score)
+    if n == 0:
+        return value, math.nan, math.nan
+    levels, group = np.unique(score, return_inverse=True)  # group: each row's score level, ascending
+    boots = np.empty(n_boot)
+    for b, idx in enumerate(rng.integers(0, n, size=(n_boot, n))):
+        w = np.bincount(idx, minlength=n).astype(float)  # how often each row was drawn
+        pos = np.bincount(group, weights=w * fail, minlength=levels.size)
+        neg = np.bincount(group, weights=w * ~fail, minlength=levels.size)
+        P, N = pos.sum(), neg.sum()
+        below = np.cumsum(neg) - neg  # negatives strictly below each level
+        boots[b] = float(pos @ (below + neg / 2)) / (P * N) if P > 0 and N > 0 else math.nan
+    boots = boots[np.isfinite(boots)]
+    if boots.size == 0:
+        return value, math.nan, math.nan
+    lo, hi = np.quantile(boots, [(1 - level) / 2, (1 + level) / 2])
+    return value, float(lo), float(hi)
+

@@ -9,7 +9,7 @@ import math
 import numpy as np
 import pandas as pd
 
-from ..core.stats import bootstrap_ci, share_ci
+from ..core.stats import auc_ci, share_ci
 from . import tasks
 from .failures import failed, matrix_size, problems_of
 
@@ -114,7 +114,7 @@ def predict_failures(families: dict[str, pd.DataFrame], fail, seed: int, test_sh
     -> (summary per family: AUC with bootstrap 95 % interval, failures caught at 1 % and 5 % false alarms;
         ROC curves, long format). A family the split cannot score (a class missing) gets NaN."""
     from sklearn.ensemble import HistGradientBoostingClassifier
-    from sklearn.metrics import roc_auc_score, roc_curve
+    from sklearn.metrics import roc_curve
     from sklearn.model_selection import train_test_split
 
     y = np.asarray(fail, dtype=int)
@@ -135,11 +135,7 @@ def predict_failures(families: dict[str, pd.DataFrame], fail, seed: int, test_sh
             score = clf.predict_proba(Xv[te])[:, 1]
             fpr, tpr, _ = roc_curve(y[te], score)
             rng = np.random.default_rng([seed, len(rows)])
-
-            def auc(yy, ss):
-                return roc_auc_score(yy, ss) if 0 < yy.sum() < len(yy) else math.nan
-
-            a, lo, hi = bootstrap_ci(auc, y[te], score, rng=rng, n_boot=n_boot)
+            a, lo, hi = auc_ci(y[te], score, rng=rng, n_boot=n_boot)
             row.update({"train": len(tr), "test": len(te), "test failures": int(y[te].sum()), "AUC": a,
                         "AUC ci low": lo, "AUC ci high": hi, "caught at 1% false alarms": caught_at(fpr, tpr, 0.01),
                         "caught at 5% false alarms": caught_at(fpr, tpr, 0.05)})

@@ -318,14 +318,7 @@ def decayed_init(cfg: RunConfig, steps: list[int]) -> dict[int, dict[str, np.nda
     tables = {k: v.numpy() for k, v in model.state_dict().items() if k.endswith(("_emb.weight", "_pos.weight"))}
     factors = np.array([1 - learning_rate(cfg, t, total) * cfg.weight_decay for t in range(max(steps))], np.float32)
     flat = np.concatenate([v.ravel() for v in tables.values()])
-    at_step = {s: np.empty_like(flat) for s in steps}
-    for lo in range(0, flat.size, 1 << 14):  # a block that stays in cache through all the steps
-        block, done = flat[lo:lo + (1 << 14)], 0
-        for s in sorted(at_step):
-            for f in factors[done:s]:
-                np.multiply(block, f, out=block)  # float32 x float32, rounded as the optimizer's p.mul_(f)
-            at_step[s][lo:lo + block.size] = block
-            done = s
+    at_step = _decayed(flat, factors, sorted(set(steps)))
     out = {}
     for s, values in at_step.items():
         out[s], at = {}, 0
@@ -333,3 +326,29 @@ def decayed_init(cfg: RunConfig, steps: list[int]) -> dict[int, dict[str, np.nda
             out[s][k] = values[at:at + v.size].reshape(v.shape)
             at += v.size
     return out
+
+
+_DECAYED: dict[bytes, dict[int, np.ndarray]] = {}  # runs that differ only in their data (the spectra of one seed)
+# start from the same weights under the same schedule: restoring a profile computes each distinct case once
+
+
+def _decayed(flat: np.ndarray, factors: np.ndarray, steps: list[int]) -> dict[int, np.ndarray]:
+    """{s: flat multiplied in float32 by factors[0], ..., factors[s - 1], one rounding per step}. Memoized on
+    the exact bytes of the inputs, so a cached answer is the one the loop would give."""
+    import hashlib
+
+    key = hashlib.sha256(flat.tobytes() + factors.tobytes() + np.array(steps, np.int64).tobytes()).digest()
+    if key not in _DECAYED:
+        at_step = {s: np.empty_like(flat) for s in steps}
+        flat = flat.copy()
+        for lo in range(0, flat.size, 1 << 16):  # a block that stays in cache (256 kB) through all the steps
+            block, done = flat[lo:lo + (1 << 16)], 0
+            for s in steps:
+                for f in factors[done:s]:
+                    np.multiply(block, f, out=block)  # float32 x float32, rounded as the optimizer's p.mul_(f)
+                at_step[s][lo:lo + block.size] = block
+                done = s
+        if len(_DECAYED) >= 4:  # a few distinct cases per profile; bounded memory all the same
+            _DECAYED.pop(next(iter(_DECAYED)))
+        _DECAYED[key] = at_step
+    return {s: v.copy() for s, v in _DECAYED[key].items()}

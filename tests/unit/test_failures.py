@@ -169,3 +169,16 @@ def test_error_rate_upper_is_the_rule_of_three_at_zero_and_covers_the_truth():
 def test_nines_count_leading_nines():
     assert [stats.nines(a) for a in (0.5, 0.985, 0.99, 0.99939, 0.999999)] == [0, 1, 2, 3, 6]
     assert stats.nines(1.0) == float("inf")
+
+
+@pytest.mark.parametrize("levels", [3, 1000])  # heavy ties (a cascade length) and almost none (a confidence)
+def test_auc_ci_is_the_bootstrap_of_sklearns_auc(levels):
+    rng = np.random.default_rng(5)
+    n = 400
+    score = rng.integers(0, levels, n).astype(float)
+    fail = rng.random(n) < 0.15 + 0.5 * (score > score.mean())  # informative, not perfect
+    want = stats.bootstrap_ci(stats.auc, fail, score, rng=np.random.default_rng(9), n_boot=200)
+    got = stats.auc_ci(fail, score, rng=np.random.default_rng(9), n_boot=200)
+    assert got[0] == want[0] and 0.5 < got[0] < 1
+    assert np.allclose(got[1:], want[1:], rtol=0, atol=1e-12)
+    assert np.isnan(stats.auc_ci(np.zeros(5, bool), np.arange(5.0), rng=rng)[0])  # one class: no AUC
