@@ -23,10 +23,10 @@ import pandas as pd
 from . import store
 
 # model_acc: accuracy (%) on its own test set of the model the row was measured on (matrices: at 5 %; addition:
-# exact answers on the uniform set; NaN: several models, or none); seeds / seed_holds: ours and the verdict on
-# each seed's model, " / "-joined in seed order (empty: one seed)
+# exact answers on the uniform set; NaN: several models, or none); seeds / seed_holds / seed_model_acc: ours, the
+# verdict and the model's accuracy on each seed's model, " / "-joined in seed order (empty: one seed)
 CLAIM_COLUMNS = ("claim", "statement", "paper", "ours", "ci_low", "ci_high", "model_acc", "seeds", "seed_holds",
-                 "profile", "holds")
+                 "seed_model_acc", "profile", "holds")
 CANNOT_TELL = "cannot tell"
 
 
@@ -107,12 +107,13 @@ class Claim:
         return {"claim": id or self.id, "statement": self.text(**context),
                 "paper": math.nan if anchor is None else anchor, "ours": math.nan if ours is None else ours,
                 "ci_low": ci[0], "ci_high": ci[1], "model_acc": math.nan if model_acc is None else model_acc,
-                "seeds": "", "seed_holds": "", "profile": profile, "holds": verdict}
+                "seeds": "", "seed_holds": "", "seed_model_acc": "", "profile": profile, "holds": verdict}
 
 
 def with_seeds(rows_by_seed: dict[int, list[dict]]) -> list[dict]:
-    """The first seed's rows, each with `seeds` and `seed_holds` filled from the rows of the same claim id on
-    every seed's model (in the dict's order; "—" where a seed has no such row). One seed: the rows unchanged."""
+    """The first seed's rows, each with `seeds`, `seed_holds` and `seed_model_acc` filled from the rows of the same
+    claim id on every seed's model (in the dict's order; "—" where a seed has no such row). One seed: the rows
+    unchanged."""
     seeds = list(rows_by_seed)
     if not seeds:
         raise ValueError("with_seeds: no seed's rows given")
@@ -126,7 +127,8 @@ def with_seeds(rows_by_seed: dict[int, list[dict]]) -> list[dict]:
     for r in rows_by_seed[seeds[0]]:
         each = [by_id[k].get(r["claim"]) for k in seeds]
         out.append({**r, "seeds": " / ".join("—" if e is None else _fmt(e["ours"]) for e in each),
-                    "seed_holds": " / ".join("—" if e is None else e["holds"] for e in each)})
+                    "seed_holds": " / ".join("—" if e is None else e["holds"] for e in each),
+                    "seed_model_acc": " / ".join("—" if e is None else _fmt(e["model_acc"]) for e in each)})
     return out
 
 
@@ -143,6 +145,7 @@ def seed_spread(rows: list[dict]) -> pd.DataFrame:
     return pd.DataFrame({"claim": df["claim"], "ours (seed 0)": df["ours"], "95 % CI": [
         "—" if is_nan(lo) else f"[{_fmt(lo)}, {_fmt(hi)}]" for lo, hi in zip(df.ci_low, df.ci_high, strict=True)],
         "model acc %": df["model_acc"], "each seed": df["seeds"], "holds on each seed": df["seed_holds"],
+        "model acc % on each seed": df["seed_model_acc"],
         "changes with the seed": [changes_with_seed(v) for v in df["seed_holds"]]})
 
 
@@ -188,7 +191,8 @@ PAPER_NOTE = ("Paper values are the anchors of `../shared/PAPER.md` §G for the 
               "stored notebook where marked there) and of `../shared/ARITHMETIC.md` for the arithmetic ones (A, B); "
               "— where the paper gives none.")
 COLUMNS_NOTE = ("model acc. %: the accuracy, on its own test set, of the model the claim was read on (matrices: "
-                "at 5 % tolerance; addition: exact answers on the uniform set; — where several models or none); "
+                "at 5 % tolerance; addition: exact answers on the uniform set; — where several models or none), "
+                "one per seed where the claim was read on each seed's model; "
                 "seeds: ours on each seed's model, seed 0 first, with each verdict (— where the claim was read on "
                 "one seed).")
 SHORT_WIDTH = 110  # the headline table's statements are cut to this many characters
@@ -241,6 +245,13 @@ def _seeds(r) -> str:
     return f"{r.seeds} ({r.seed_holds})"
 
 
+def _model_acc(r) -> str:
+    """'87.32', or '87.32 / 87.81' for a row measured on each seed's model; '—' for a CSV without the column."""
+    if "seed_model_acc" in r._fields and not is_nan(r.seed_model_acc) and str(r.seed_model_acc):
+        return str(r.seed_model_acc)
+    return _fmt(r.model_acc) if "model_acc" in r._fields else "—"
+
+
 def _ci(r) -> str:
     return "—" if is_nan(r.ci_low) else f"[{_fmt(r.ci_low)}, {_fmt(r.ci_high)}]"
 
@@ -253,7 +264,7 @@ TABLE_COLUMNS: dict[str, tuple[str, Callable]] = {
     "paper": ("paper", lambda r: _fmt(r.paper)),
     "ours": ("ours", lambda r: _fmt(r.ours)),
     "ci": ("95 % CI", _ci),
-    "model": ("model acc. %", lambda r: _fmt(r.model_acc) if "model_acc" in r._fields else "—"),
+    "model": ("model acc. %", lambda r: _model_acc(r)),
     "seeds": ("seeds (ours / holds)", lambda r: _seeds(r)),
     "holds": ("holds", lambda r: str(r.holds)),
     "profile": ("profile", lambda r: str(r.profile)),

@@ -145,13 +145,16 @@ def test_with_seeds_joins_each_claim_across_seeds_and_marks_changed_verdicts():
     assert [r["ours"] for r in rows] == [99.5, 97.0, 1.1] and rows[0]["model_acc"] == 92.0
     assert [r["seeds"] for r in rows] == ["99.5 / 98", "97 / —", "1.1 / 1.15"]
     assert [r["seed_holds"] for r in rows] == ["yes / no", "no / —", "yes / yes"]
+    assert [r["seed_model_acc"] for r in rows] == ["92 / 90.5", "70 / —", "92 / 90.5"]  # each row's own models
     assert [C.changes_with_seed(r["seed_holds"]) for r in rows] == [True, False, False]
     spread = C.seed_spread(rows)
     assert spread["changes with the seed"].tolist() == [True, False, False]
     assert spread["model acc %"].tolist() == [92.0, 70.0, 92.0]
+    assert spread["model acc % on each seed"].tolist() == ["92 / 90.5", "70 / —", "92 / 90.5"]
     assert C.seed_spread_summary(spread) == "1 of 3 claims change their verdict with the seed: G1"
     # one seed: unchanged rows, empty seed columns, and the summary says there is nothing to compare (not "0 of 3")
-    assert C.with_seeds({0: seed0}) == seed0 and seed0[0]["seeds"] == "" and not C.changes_with_seed("")
+    assert C.with_seeds({0: seed0}) == seed0 and seed0[0]["seeds"] == seed0[0]["seed_model_acc"] == ""
+    assert not C.changes_with_seed("")
     one = C.seed_spread_summary(C.seed_spread(seed0))
     assert one == "only one seed's model was measured: no seed-to-seed comparison yet"
     with pytest.raises(ValueError, match="same claim id"):
