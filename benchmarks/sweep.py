@@ -124,6 +124,11 @@ CANDIDATES: dict[str, dict] = {
                                       "precision": "auto", **kw})
        for k, kw in {"d128": dict(d_model=128), "lr3e-4": dict(lr=3e-4), "3+1": dict(enc_layers=3),
                      "b32": dict(batch=32, warmup=2000)}.items()},
+    # round 5b: the 3+1 layers that doubled positive2, on the other plateauing spectra and on semicircle (a recipe
+    # for every spectrum must not cost the one that trains today)
+    **{f"val5-{sp}-3+1": _cfg("eigenvalues", 1_000_000, 50_000, spectrum=sp, d_model=64, batch=64, eval_size=300,
+                              warmup=1000, precision="auto", enc_layers=3)
+       for sp in ("positive", "marcenko", "semicircle")},
 }
 
 WORKER = """
