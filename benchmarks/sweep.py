@@ -31,6 +31,11 @@ BASE = dict(n=3, d_model=128, n_heads=4, enc_layers=2, dec_layers=1, batch=256, 
             eval_size=500, precision="fp32")
 
 
+# The cpu profile's eigenvalue recipe on top of BASE (d64, batch 64, 300-problem evaluations, 1,000 warm-up steps):
+# what rounds 4 and 5 change one thing of
+SMALL = dict(d_model=64, batch=64, eval_size=300, warmup=1000)
+
+
 def _cfg(task: str, examples: int, eval_every: int, **kw) -> dict:
     return {**BASE, "task": task, "examples": examples, "eval_every": eval_every, **kw}
 
@@ -88,11 +93,9 @@ CANDIDATES: dict[str, dict] = {
     # word's row = its signed mantissa's + its exponent's) reached 10.7 % (semicircle) and 11.3 % (laplace)
     # against the table's 72.3 % and 8.3 %; "value" (the table + a learned projection of fixed features of the
     # word's value) 15.0 % and 8.7 %.
-    **{f"val4-{s}-table": _cfg("eigenvalues", 300_000, 25_000, spectrum=s, d_model=64, batch=64, warmup=1000,
-                               eval_size=300) for s in ("semicircle", "laplace")},
+    **{f"val4-{s}-table": _cfg("eigenvalues", 300_000, 25_000, spectrum=s, **SMALL) for s in ("semicircle", "laplace")},
     # round 4b: optimizer levers on the same recipe (one seed each; seed 1 of today's for the seed-to-seed spread)
-    **{f"val4-semicircle-{k}": _cfg("eigenvalues", 300_000, 25_000, spectrum="semicircle",
-                                    **{"d_model": 64, "batch": 64, "eval_size": 300, "warmup": 1000, **kw})
+    **{f"val4-semicircle-{k}": _cfg("eigenvalues", 300_000, 25_000, spectrum="semicircle", **{**SMALL, **kw})
        for k, kw in {"seed1": dict(seed=1), "warmup200": dict(warmup=200),
                      "lr1e-3-warmup200": dict(lr=1e-3, warmup=200), "d128": dict(d_model=128),
                      "b32": dict(batch=32, warmup=2000),
@@ -104,8 +107,7 @@ CANDIDATES: dict[str, dict] = {
     # (seed 1) at 200k against 25.3 %; sigma 3 57.3 % and 14.0 % (sweep_round4_cpu.json).
     # round 4c: 3x3 inversion (the cpu profile's d64 2+1 recipe and seven changes to it), 150k examples each
     # (inv4-today also at 300k: 0.0 % at every evaluation)
-    **{f"inv4-{k}": _cfg("inversion", 150_000, 25_000, upper=False,
-                         **{"d_model": 64, "batch": 64, "eval_size": 300, "warmup": 1000, **kw})
+    **{f"inv4-{k}": _cfg("inversion", 150_000, 25_000, upper=False, **{**SMALL, **kw})
        for k, kw in {"today": {}, "cond10": dict(max_cond=10.0), "cond5-then-all": dict(max_cond=5.0,
                      curriculum_examples=150_000), "d128-4+1": dict(d_model=128, enc_layers=4, lr=3e-4),
                      "lawt-d128-4+1-const1e-4": dict(d_model=128, enc_layers=4, lr=1e-4, schedule="constant",
@@ -120,14 +122,13 @@ CANDIDATES: dict[str, dict] = {
     # examples with d64 b64 lr 5e-4): the profile's recipe with one change each, 1M-example schedules, stopped at
     # the deadline; precision "auto" (bf16 where the CPU has AMX: per example it learned like fp32)
     **{f"val5-positive2-{k}": _cfg("eigenvalues", 1_000_000, 50_000, spectrum="positive2",
-                                   **{"d_model": 64, "batch": 64, "eval_size": 300, "warmup": 1000,
-                                      "precision": "auto", **kw})
+                                   **{**SMALL, "precision": "auto", **kw})
        for k, kw in {"d128": dict(d_model=128), "lr3e-4": dict(lr=3e-4), "3+1": dict(enc_layers=3),
                      "b32": dict(batch=32, warmup=2000)}.items()},
     # round 5b: the 3+1 layers that doubled positive2, on the other plateauing spectra and on semicircle (a recipe
     # for every spectrum must not cost the one that trains today)
-    **{f"val5-{sp}-3+1": _cfg("eigenvalues", 1_000_000, 50_000, spectrum=sp, d_model=64, batch=64, eval_size=300,
-                              warmup=1000, precision="auto", enc_layers=3)
+    **{f"val5-{sp}-3+1": _cfg("eigenvalues", 1_000_000, 50_000, spectrum=sp, **SMALL, precision="auto",
+                              enc_layers=3)
        for sp in ("positive", "marcenko", "semicircle")},
 }
 

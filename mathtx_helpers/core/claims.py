@@ -264,7 +264,7 @@ TABLE_COLUMNS: dict[str, tuple[str, Callable]] = {
     "paper": ("paper", lambda r: _fmt(r.paper)),
     "ours": ("ours", lambda r: _fmt(r.ours)),
     "ci": ("95 % CI", _ci),
-    "model": ("model acc. %", lambda r: _model_acc(r)),
+    "model": ("model acc. %", _model_acc),
     "seeds": ("seeds (ours / holds)", lambda r: _seeds(r)),
     "holds": ("holds", lambda r: str(r.holds)),
     "profile": ("profile", lambda r: str(r.profile)),

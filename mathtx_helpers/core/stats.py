@@ -52,7 +52,18 @@ def bootstrap_ci(stat: Callable[..., float], *arrays, rng: np.random.Generator, 
     value = float(stat(*arrays))
     if n == 0:
         return value, math.nan, math.nan
-    boots = np.array([stat(*(a[idx] for a in arrays)) for idx in rng.integers(0, n, size=(n_boot, n))], float)
+    boots = [stat(*(a[idx] for a in arrays)) for idx in _resamples(rng, n, n_boot)]
+    return _percentile_interval(value, boots, level)
+
+
+def _resamples(rng: np.random.Generator, n: int, n_boot: int) -> np.ndarray:
+    """(n_boot, n) row indices drawn with replacement: the resamples every bootstrap here shares."""
+    return rng.integers(0, n, size=(n_boot, n))
+
+
+def _percentile_interval(value: float, boots, level: float) -> tuple[float, float, float]:
+    """value with the percentile interval of its bootstrap values (undefined, NaN, resamples skipped)."""
+    boots = np.asarray(boots, float)
     boots = boots[np.isfinite(boots)]
     if boots.size == 0:
         return value, math.nan, math.nan
@@ -83,17 +94,12 @@ def auc_ci(fail, score, rng: np.random.Generator, n_boot: int = 1000,
     if n == 0:
         return value, math.nan, math.nan
     levels, group = np.unique(score, return_inverse=True)  # group: each row's score level, ascending
-    boots = np.empty(n_boot)
-    for b, idx in enumerate(rng.integers(0, n, size=(n_boot, n))):
+    boots = []
+    for idx in _resamples(rng, n, n_boot):
         w = np.bincount(idx, minlength=n).astype(float)  # how often each row was drawn
         pos = np.bincount(group, weights=w * fail, minlength=levels.size)
         neg = np.bincount(group, weights=w * ~fail, minlength=levels.size)
         P, N = pos.sum(), neg.sum()
         below = np.cumsum(neg) - neg  # negatives strictly below each level
-        boots[b] = float(pos @ (below + neg / 2)) / (P * N) if P > 0 and N > 0 else math.nan
-    boots = boots[np.isfinite(boots)]
-    if boots.size == 0:
-        return value, math.nan, math.nan
-    lo, hi = np.quantile(boots, [(1 - level) / 2, (1 + level) / 2])
-    return value, float(lo), float(hi)
-
+        boots.append(float(pos @ (below + neg / 2)) / (P * N) if P > 0 and N > 0 else math.nan)
+    return _percentile_interval(value, boots, level)

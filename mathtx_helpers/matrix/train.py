@@ -14,6 +14,7 @@ Under torchrun, each process draws its own stream and gradients are averaged (gl
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -335,8 +336,6 @@ _DECAYED: dict[bytes, dict[int, np.ndarray]] = {}  # runs that differ only in th
 def _decayed(flat: np.ndarray, factors: np.ndarray, steps: list[int]) -> dict[int, np.ndarray]:
     """{s: flat multiplied in float32 by factors[0], ..., factors[s - 1], one rounding per step}. Memoized on
     the exact bytes of the inputs, so a cached answer is the one the loop would give."""
-    import hashlib
-
     key = hashlib.sha256(flat.tobytes() + factors.tobytes() + np.array(steps, np.int64).tobytes()).digest()
     if key not in _DECAYED:
         at_step = {s: np.empty_like(flat) for s in steps}
