@@ -28,11 +28,18 @@ VERSION = 1
 
 
 @torch.no_grad()
-def answers(model: Decoder, tok: np.ndarray | torch.Tensor, hooks: Hooks | None = None) -> np.ndarray:
-    """(B, n+2) teacher-forced argmax at the answer positions: sign, A(n) .. A0 (token order)."""
+def answers(model: Decoder, tok: np.ndarray | torch.Tensor, hooks: Hooks | None = None,
+            start: tuple[int, torch.Tensor] | None = None) -> np.ndarray:
+    """(B, n+2) teacher-forced argmax at the answer positions: sign, A(n) .. A0 (token order). start: see
+    Decoder.forward (begin at block l from its captured input, when nothing earlier is patched)."""
     tok = torch.as_tensor(tok)
     n = addition.digits_of(tok.shape[1])
-    return model(tok, hooks)[:, addition.answer_slice(n)].argmax(-1).numpy()
+    return model(tok, hooks, start)[:, addition.answer_slice(n)].argmax(-1).numpy()
+
+
+def _inputs(model: Decoder) -> list[str]:
+    """The names of every block's input (the `start` points of later-node ablations)."""
+    return [f"L{l}.resid_pre" for l in range(model.cfg.n_layers)]
 
 
 def wrong_digits(pred: np.ndarray, tok: np.ndarray) -> np.ndarray:
@@ -122,13 +129,16 @@ def node_ablation(model: Decoder, tok: np.ndarray, positions: list[int], min_sha
     """For each position and node (every head, every MLP layer): mean-ablate the node there; the share of
     questions answered wrongly and the answer digits it breaks. Means are per layer and per position."""
     L, n = model.cfg.n_layers, addition.digits_of(tok.shape[1])
-    cache = capture(model, tok, [f"L{l}.attn.z" for l in range(L)] + [f"L{l}.mlp.post" for l in range(L)])
+    cache = capture(model, tok, [f"L{l}.attn.z" for l in range(L)] + [f"L{l}.mlp.post" for l in range(L)]
+                    + _inputs(model))
     mean = {k: v.mean(0) for k, v in cache.items()}
     names = addition.position_names(n)
     rows = []
     for p in positions:
         for node in node_names(model):
-            wrong = wrong_digits(answers(model, tok, Hooks(patch=_node_patch(node, p, mean))), tok)
+            layer = _parse_node(node)[0]
+            start = (layer, cache[f"L{layer}.resid_pre"])  # the blocks before the node's are not recomputed
+            wrong = wrong_digits(answers(model, tok, Hooks(patch=_node_patch(node, p, mean)), start), tok)
             rows.append({"position": p, "token": names[p], "node": node, "fail %": 100 * wrong.any(1).mean(),
                          "impact": _impact(wrong, n, min_share),
                          **{f"wrong {lab} %": 100 * w for lab, w in zip(_digit_labels(n), wrong.mean(0), strict=True)}})
@@ -238,14 +248,17 @@ def patch_nodes(model: Decoder, clean_tok: np.ndarray, store_tok: np.ndarray, no
 
 
 def _patched_answers(model: Decoder, clean_tok: np.ndarray, stored: dict[str, torch.Tensor], nodes: tuple[str, ...],
-                     position: int) -> np.ndarray:
+                     position: int, inputs: dict[str, torch.Tensor] | None = None) -> np.ndarray:
+    """inputs: the clean questions' captured block inputs, to skip the blocks before the first patched one."""
     heads: dict[int, list[int]] = {}
     for node in nodes:
         layer, h = _parse_node(node)
         heads.setdefault(layer, []).append(h)
     patch = {f"L{l}.attn.z": _replace((slice(None), position, hs), stored[f"L{l}.attn.z"][:, position, hs])
              for l, hs in heads.items()}
-    return answers(model, clean_tok, Hooks(patch=patch))
+    first = min(heads)
+    start = (first, inputs[f"L{first}.resid_pre"]) if inputs is not None else None
+    return answers(model, clean_tok, Hooks(patch=patch), start)
 
 
 def candidates(model: Decoder, max_heads: int = 2) -> list[tuple[str, ...]]:
@@ -280,6 +293,7 @@ class _Pairs:
     clean: np.ndarray
     stored: dict[str, torch.Tensor]
     want: np.ndarray
+    inputs: dict[str, torch.Tensor]  # the clean questions' block inputs (Decoder.forward's `start`)
 
 
 def _prepare(model: Decoder, kind: str, k: int, size: int, rng: np.random.Generator) -> _Pairs | None:
@@ -296,7 +310,8 @@ def _prepare(model: Decoder, kind: str, k: int, size: int, rng: np.random.Genera
     want = ct[:, 2 * n + 2:].copy()
     want[:, col] = expected[ok]
     stored = capture(model, st, [f"L{l}.attn.z" for l in range(model.cfg.n_layers)])
-    return _Pairs(kind, k, addition.answer_position(k, n) - 1, col, ct, stored, want)
+    inputs = capture(model, ct, _inputs(model))
+    return _Pairs(kind, k, addition.answer_position(k, n) - 1, col, ct, stored, want, inputs)
 
 
 def _run(model: Decoder, pairs: _Pairs, nodes_to_try: list[tuple[str, ...]], positions: list[int]) -> list[Test]:
@@ -305,7 +320,7 @@ def _run(model: Decoder, pairs: _Pairs, nodes_to_try: list[tuple[str, ...]], pos
         if q > pairs.p:
             raise ValueError(f"a node at P{q} cannot influence A{pairs.k}, which is predicted at P{pairs.p}")
         for nodes in nodes_to_try:
-            pred = _patched_answers(model, pairs.clean, pairs.stored, nodes, q)
+            pred = _patched_answers(model, pairs.clean, pairs.stored, nodes, q, pairs.inputs)
             tests.append(Test(pairs.kind, pairs.k, q, nodes, strong=float((pred == pairs.want).all(1).mean()),
                               weak=float((pred[:, pairs.col] == pairs.want[:, pairs.col]).mean())))
     return sorted(tests, key=lambda t: (-t.strong, len(t.nodes), t.nodes))

@@ -40,6 +40,10 @@ class Hooks:
     patch: dict[str, Callable[[torch.Tensor], torch.Tensor]] = field(default_factory=dict)
     cache: dict[str, torch.Tensor] = field(default_factory=dict)
 
+    def wants(self, name: str) -> bool:
+        """Whether `name` is captured or patched (values nobody reads are not made: see Attention)."""
+        return name in self.capture or name in self.patch
+
     def __call__(self, name: str, x: torch.Tensor) -> torch.Tensor:
         if name in self.patch:
             x = self.patch[name](x)
@@ -68,9 +72,10 @@ class Attention(nn.Module):
         if hooks is not None:
             att = hooks(f"{prefix}.pattern", att)
         z = (att @ v).transpose(1, 2)  # (B, T, H, dh)
-        if hooks is None:
+        if hooks is not None:
+            z = hooks(f"{prefix}.z", z)
+        if hooks is None or not hooks.wants(f"{prefix}.result"):  # the fast path, same bytes as without hooks
             return z.reshape(B, T, -1) @ self.W_O.view(-1, self.W_O.shape[-1]) + self.b_O
-        z = hooks(f"{prefix}.z", z)
         result = hooks(f"{prefix}.result", torch.einsum("bthd,hdc->bthc", z, self.W_O))  # (B, T, H, C)
         return result.sum(2) + self.b_O
 
@@ -105,11 +110,16 @@ class Decoder(nn.Module):
                 if getattr(m, "bias", None) is not None:
                     nn.init.zeros_(m.bias)
 
-    def forward(self, tokens: torch.Tensor, hooks: Hooks | None = None) -> torch.Tensor:
-        """tokens (B, T) -> logits (B, T, V); the logits at p predict the token at p + 1."""
+    def forward(self, tokens: torch.Tensor, hooks: Hooks | None = None,
+                start: tuple[int, torch.Tensor] | None = None) -> torch.Tensor:
+        """tokens (B, T) -> logits (B, T, V); the logits at p predict the token at p + 1.
+        start = (l, resid_pre of block l for these tokens, as captured) skips the blocks before l: the same
+        bytes as the full pass when nothing before block l is patched (ablations of later nodes use it)."""
         T = tokens.shape[1]
-        x = self.embed(tokens) + self.pos.weight[:T]  # (B, T, C)
+        first, x = start if start is not None else (0, self.embed(tokens) + self.pos.weight[:T])  # (B, T, C)
         for layer, block in enumerate(self.blocks):
+            if layer < first:
+                continue
             if hooks is not None:
                 x = hooks(f"L{layer}.resid_pre", x)
             x = block(x, hooks, layer)

@@ -108,6 +108,39 @@ def test_hooks_capture_without_changing_the_output(model, tok):
     torch.testing.assert_close(hooks.cache["L0.attn.pattern"].sum(-1), torch.ones(64, 3, 19))
 
 
+def test_hooks_that_read_no_head_result_give_the_plain_passs_bytes(model, tok):
+    t = torch.from_numpy(tok)
+    with torch.no_grad():
+        plain = model(t)
+        assert torch.equal(model(t, Hooks(capture={"L0.attn.z", "L1.mlp.post"})), plain)  # the fast path
+        # identity patches of z and of the MLP: still the same bytes (an ablation's baseline is the clean run)
+        same = Hooks(patch={"L1.attn.z": lambda z: z, "L0.mlp.post": lambda h: h})
+        assert torch.equal(model(t, same), plain)
+
+
+def test_starting_at_a_later_block_gives_the_full_passs_bytes(model, tok):
+    t = torch.from_numpy(tok)
+    inputs = circuits.capture(model, tok, ["L0.resid_pre", "L1.resid_pre"])
+    patch = {"L1.attn.z": lambda z: z * 0.5}
+    with torch.no_grad():
+        full = model(t, Hooks(patch=patch))
+        assert torch.equal(model(t, Hooks(patch=patch), start=(1, inputs["L1.resid_pre"])), full)
+        assert torch.equal(model(t, start=(0, inputs["L0.resid_pre"])), model(t))
+        assert not torch.equal(full, model(t))  # the patch did change something: the test reads a real change
+
+
+def test_later_node_ablations_skip_nothing_they_need(model, tok):
+    """node_ablation and the interventions start later nodes' runs at their block: their answers are those of
+    the full pass with the same patch."""
+    cache = circuits.capture(model, tok, ["L1.attn.z"])
+    mean = {"L1.attn.z": cache["L1.attn.z"].mean(0)}
+    hooks = Hooks(patch=circuits._node_patch("L1H0", 14, mean))
+    full = circuits.answers(model, tok, hooks)
+    table = circuits.node_ablation(model, tok, [14])
+    row = table[(table.node == "L1H0")].iloc[0]
+    assert row["fail %"] == 100 * circuits.wrong_digits(full, tok).any(1).mean()
+
+
 def test_attention_is_causal(model, tok):
     t = torch.from_numpy(tok)
     t2 = t.clone()
