@@ -52,15 +52,30 @@ def train_runs(profile: Profile, specs: list[RunSpec | AddRunSpec], device=None,
                   desc=f"[{i}/{len(matrix)}] {spec.name}")
     adds = [s for s in specs if isinstance(s, AddRunSpec)]
     todo = [s for s in adds if runs.status_of(s.config) != "done"]
+    # an ins1 run starts from another run's trained model: it waits for a later wave when that one is to train
+    names = {runs.folder_of(s.config).name for s in todo}
+    later = [s for s in todo if s.config.init_from in names]
+    for wave in ([s for s in todo if s not in later], later):
+        _train_arith(profile, wave, device, progress)
+    return 0
+
+
+def arith_cost(spec: AddRunSpec) -> int:
+    """An arithmetic run's work, up to a constant: steps x batch x layers x (attention + MLP widths)."""
+    c = spec.config
+    return c.steps * c.batch * c.n_layers * (3 * c.n_heads * c.d_head + c.d_mlp)
+
+
+def _train_arith(profile: Profile, todo: list[AddRunSpec], device, progress: bool) -> None:
     if len(todo) == 1:  # one run: train it here
         from .arith.train import train as train_addition
 
         train_addition(todo[0].config, progress=progress, desc=todo[0].name)
-    elif todo:  # one thread per run, side by side: the same bytes on any core count
+    elif todo:  # one thread per run, side by side (as many at once as the cores), the costliest first
+        todo = sorted(todo, key=arith_cost, reverse=True)
         jobs_ = [parallel.Job(s.name, runs.folder_of(s.config), _child(profile, s, device), s.config.steps)
                  for s in todo]
-        parallel.run(jobs_, "step", threads=1, progress=progress)
-    return 0
+        parallel.run(jobs_, "step", threads=1, at_once=max(1, os.cpu_count() or 1), progress=progress)
 
 
 def _child(profile: Profile, spec: RunSpec | AddRunSpec, device) -> tuple[str, ...]:

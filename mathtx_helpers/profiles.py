@@ -118,12 +118,27 @@ def _runs(base: dict, eigenvalues: dict, eigenvectors: dict, inversion: dict, te
     return tuple(runs)
 
 
-def _addition(**changes) -> tuple[AddRunSpec, ...]:
-    """The accurate 2-layer x 3-head model and Paper 1's 1-layer contrast, on the same data and budget."""
+ADDITION_RUNS = ("addition-2layer", "addition-1layer")  # notebooks 06-07
+SUBTRACTION_RUNS = ("subtraction-2layer", "mixed-3layer", "ins1-mixed-3layer")  # notebook 08
+
+
+def _addition(mixed: dict | None = None, ins1: dict | None = None, **changes) -> tuple[AddRunSpec, ...]:
+    """The accurate 2-layer x 3-head model and Paper 1's 1-layer contrast, on the same data and budget; then,
+    for notebook 08, a subtraction-only model of the same shape and budget, and the papers' 3-layer x 4-head mixed
+    model twice: from scratch (66 % subtraction batches) and by the ins1 route from the trained 2-layer addition
+    model (80 %). `mixed`: the mixed models' changes to the recipe (their steps); `ins1`: the ins1 run's own."""
     two = AddConfig.from_dict(changes)
+    mix = {**changes, "n_layers": 3, "n_heads": 4, **(mixed or {})}
     return (AddRunSpec("addition-2layer", two, "accurate addition, its failures and circuits (06, 07)"),
             AddRunSpec("addition-1layer", AddConfig.from_dict({**changes, "n_layers": 1}),
-                       "Paper 1's contrast: fails on carry cascades (06, 07)"))
+                       "Paper 1's contrast: fails on carry cascades (06, 07)"),
+            AddRunSpec("subtraction-2layer", AddConfig.from_dict({**changes, "sub_share": 1.0}),
+                       "subtraction only, the addition model's shape and budget (08)"),
+            AddRunSpec("mixed-3layer", AddConfig.from_dict({**mix, "sub_share": 0.66}),
+                       "add and sub from scratch: which is learned first (08)"),
+            AddRunSpec("ins1-mixed-3layer", AddConfig.from_dict({**mix, "sub_share": 0.8, "init_from": two.name,
+                                                                 **(ins1 or {})}),
+                       "add and sub from the trained addition model (ins1): faster?, polysemantic nodes (08)"))
 
 
 def _build() -> dict[str, Profile]:
@@ -164,22 +179,27 @@ def _build() -> dict[str, Profile]:
                 runs=_runs(cpu_base, dict(examples=1_000_000, eval_every=50_000), cpu_eigenvectors,
                            dict(examples=150_000, eval_every=50_000), test_size=10_000, seeds=(0, 1)),
                 # ARITHMETIC.md §E3 (run c): 12K steps x 128 at lr 2e-3, 60 % enriched batches; ~18 min for the
-                # 2-layer model on one thread, the 1-layer one beside it on the other core
-                addition=_addition()),
+                # 2-layer model on one thread, the 1-layer one beside it on the other core. The mixed models: §E2's
+                # run f, 16K steps (0 addition errors, 99.995 % subtraction from scratch; 143 ms a step on one
+                # thread here, 38 min); the ins1 run 10K steps, so that notebook 08's three runs train in ~42 min
+                # side by side (mixed | ins1, then subtraction: 18 min) and the route's head start is measured
+                addition=_addition(mixed=dict(steps=16_000), ins1=dict(steps=10_000))),
         Profile("gpu", "one GPU: the paper's 5x5 setting", "figures/gpu",
                 samples=50_000, ceiling_samples=50_000, sizes=(3, 4, 5, 6),
                 runs=_runs(gpu_base, dict(examples=10_000_000, eval_every=1_000_000),
                            dict(examples=40_000_000, eval_every=2_000_000),
                            dict(examples=40_000_000, eval_every=2_000_000, schedule="constant"),
                            test_size=50_000),
-                addition=_addition(), addition_tests=(1_000_000, 1_000_000, 20_000)),
+                addition=_addition(mixed=dict(steps=16_000)), addition_tests=(1_000_000, 1_000_000, 20_000)),
         Profile("paper", "LAWT / WIMTD's exact hyper-parameters", "figures/paper",
                 samples=50_000, ceiling_samples=50_000, sizes=(3, 4, 5, 6),
                 runs=_runs(paper_base, dict(examples=60_000_000), dict(examples=120_000_000),
                            dict(examples=120_000_000, schedule="constant"), test_size=50_000),
                 # the papers' add_d5_l2_h3_t15K: d_model 510, d_head 170, d_mlp 2040, batch 64, lr 8e-5, 15K steps
+                # and the mixed models' mix_d6_l3_h4_t40K / ins1_mix_d6_l3_h4_t40K budget: 40K steps
                 addition=_addition(d_model=510, d_head=170, d_mlp=2040, batch=64, steps=15_000, lr=8e-5,
-                                   eval_every=1_500), addition_tests=(1_000_000, 1_000_000, 20_000)),
+                                   eval_every=1_500, mixed=dict(steps=40_000)),
+                addition_tests=(1_000_000, 1_000_000, 20_000)),
     )}
 
 

@@ -21,9 +21,9 @@ from __future__ import annotations
 
 import numpy as np
 
-PLUS, MINUS, EQUALS = 10, 11, 12
-VOCAB = ("0", "1", "2", "3", "4", "5", "6", "7", "8", "9", "+", "-", "=")
-D_VOCAB = len(VOCAB)
+from . import subtraction
+from .vocab import D_VOCAB, EQUALS, MINUS, PLUS, VOCAB  # noqa: F401  (re-exported: addition.PLUS ...)
+
 MAX_CLASS = 5  # S5 = a carry through >= 4 consecutive sum-9 columns
 
 
@@ -157,16 +157,28 @@ def probes(length: int, size: int, n: int, rng: np.random.Generator) -> tuple[np
 # --------------------------------------------------------------------------------------------------
 
 
-def tokens(D: np.ndarray, Dp: np.ndarray) -> np.ndarray:
-    """(B, 3n+4) token ids of the full questions with their answers."""
+OPERATIONS = {"add": PLUS, "sub": MINUS}  # the operator token of each operation
+
+
+def answer(D: np.ndarray, Dp: np.ndarray, op: int = PLUS) -> tuple[np.ndarray, np.ndarray]:
+    """The answer's sign token (B,) and digits (B, n+1), column k = the 10^k digit, for op PLUS or MINUS."""
+    if op == PLUS:
+        return np.full(len(D), PLUS, dtype=np.int64), answer_digits(D, Dp)
+    if op == MINUS:
+        return subtraction.answer(D, Dp)
+    raise ValueError(f"unknown operator token {op}; valid: {PLUS} ('+'), {MINUS} ('-')")
+
+
+def tokens(D: np.ndarray, Dp: np.ndarray, op: int = PLUS) -> np.ndarray:
+    """(B, 3n+4) token ids of the full questions D op D' with their answers (op: PLUS or MINUS)."""
     B, n = D.shape
-    A = answer_digits(D, Dp)
+    sign, A = answer(D, Dp, op)
     out = np.empty((B, n_ctx(n)), dtype=np.int64)
     out[:, :n] = D[:, ::-1]
-    out[:, n] = PLUS
+    out[:, n] = op
     out[:, n + 1:2 * n + 1] = Dp[:, ::-1]
     out[:, 2 * n + 1] = EQUALS
-    out[:, 2 * n + 2] = PLUS
+    out[:, 2 * n + 2] = sign
     out[:, 2 * n + 3:] = A[:, ::-1]
     return out
 
@@ -181,13 +193,22 @@ def text(tok: np.ndarray) -> str:
     return "".join(VOCAB[int(t)] for t in tok)
 
 
-def parse(question: str) -> tuple[np.ndarray, np.ndarray]:
-    """'12345+67890' (or with '=...') -> (D, Dp) of shape (1, n); raises ValueError on anything else."""
+def parse(question: str, ops: str = "+") -> tuple[np.ndarray, np.ndarray]:
+    """'12345+67890' (or with '=...') -> (D, Dp) of shape (1, n); raises ValueError on anything else.
+    ops: the operators accepted ('+-' also reads '12345-67890'; parse_op says which one it was)."""
+    return parse_op(question, ops)[:2]
+
+
+def parse_op(question: str, ops: str = "+-") -> tuple[np.ndarray, np.ndarray, int]:
+    """'12345-67890' -> (D, Dp, MINUS): the operands and the operator token."""
     q = question.split("=")[0]
-    if q.count("+") != 1:
-        raise ValueError(f"not an addition question: {question!r} (expected like '12345+67890')")
-    a, b = q.split("+")
+    found = [o for o in ops if q.count(o) == 1]
+    if len(found) != 1 or sum(q.count(o) for o in "+-") != 1:
+        expected = " or ".join(f"'12345{o}67890'" for o in ops)
+        raise ValueError(f"not a question: {question!r} (expected like {expected})")
+    op = found[0]
+    a, b = q.split(op)
     if len(a) != len(b) or not (a + b).isdigit():
         raise ValueError(f"operands must be zero-padded digit strings of equal length: {question!r}")
     return (np.array([[int(c) for c in reversed(a)]], dtype=np.int64),
-            np.array([[int(c) for c in reversed(b)]], dtype=np.int64))
+            np.array([[int(c) for c in reversed(b)]], dtype=np.int64), PLUS if op == "+" else MINUS)

@@ -1,8 +1,9 @@
-"""What an addition run is: AddConfig (the task, the recipe) holding a DecoderConfig (the model's shape).
+"""What an arithmetic run is: AddConfig (the task, the recipe) holding a DecoderConfig (the model's shape).
 
 Imports no torch: the profile registry builds these without loading the training engine.
-A run's folder, data/runs/addition-d<n>-l<L>-h<H>-<hash>/, is named by the hash of its flattened config (the
-model's fields inlined under the names they had before the model config was nested), so no run was renamed.
+A run's folder, data/runs/<task>-d<n>-l<L>-h<H>-<hash>/ (task: addition, subtraction, mixed, ins1-mixed), is named
+by the hash of its flattened config (the model's fields inlined under the names they had before the model config
+was nested; fields added later enter it only when set away from their defaults), so no run was renamed.
 """
 
 from __future__ import annotations
@@ -53,8 +54,16 @@ class AddConfig(runs.HashedConfig):
     enrich_pairs: float = 0.4  # share of column pairs forced to sum to 9 in an enriched batch
     log_every: int = 100  # steps between per-digit loss lines
     eval_every: int = 1_000  # steps between accuracy checks
-    eval_size: int = 4_096  # questions per accuracy check (uniform and enriched each)
+    eval_size: int = 4_096  # questions per accuracy check (uniform and enriched each, per operation)
     seed: int = 372001
+    # the operation mix (ARITHMETIC.md §A2-A3): the share of batches that are subtraction (each batch holds one
+    # operation). 0: an addition model; 1: a subtraction-only model; in between a mixed model (the papers:
+    # 0.66 from scratch, 0.8 for the ins1 route). Subtraction batches use subtraction.training_batch's enrichment
+    # with the same enrich_batches / enrich_pairs.
+    sub_share: float = 0.0
+    # the ins1 route: the run folder name of a trained model whose embeddings, LayerNorms, heads and MLPs are
+    # copied into the first layers and heads of this untrained one before training (arith/insertion.py)
+    init_from: str = ""
 
     LEGACY_KEYS = LEGACY_KEYS
     MODEL_CLASS = DecoderConfig
@@ -75,7 +84,7 @@ class AddConfig(runs.HashedConfig):
             raise ValueError(f"n_digits must be in 2..15 (the papers: 5-15), got {self.n_digits}")
         if not 0 < self.lr < 1:
             raise ValueError(f"lr must be in (0, 1), got {self.lr}")
-        for name in ("warmup_frac", "enrich_batches", "enrich_pairs"):
+        for name in ("warmup_frac", "enrich_batches", "enrich_pairs", "sub_share"):
             if not 0 <= getattr(self, name) <= 1:
                 raise ValueError(f"{name} must be in [0, 1], got {getattr(self, name)}")
 
@@ -87,5 +96,16 @@ class AddConfig(runs.HashedConfig):
     d_mlp = property(lambda self: self.model.d_mlp)
 
     @property
+    def operations(self) -> tuple[str, ...]:
+        """The operations it is trained on: ('add',), ('sub',) or ('add', 'sub')."""
+        return {0.0: ("add",), 1.0: ("sub",)}.get(float(self.sub_share), ("add", "sub"))
+
+    @property
+    def task(self) -> str:
+        """'addition', 'subtraction' or 'mixed', with 'ins1-' before it when it starts from another model."""
+        task = {("add",): "addition", ("sub",): "subtraction"}.get(self.operations, "mixed")
+        return f"ins1-{task}" if self.init_from else task
+
+    @property
     def name(self) -> str:
-        return f"addition-d{self.n_digits}-l{self.n_layers}-h{self.n_heads}-{self.key}"
+        return f"{self.task}-d{self.n_digits}-l{self.n_layers}-h{self.n_heads}-{self.key}"

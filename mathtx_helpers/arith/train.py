@@ -18,6 +18,7 @@ machine: 84 ms per step on one thread, 49 ms on two; benchmarks/arith_throughput
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -29,7 +30,7 @@ from ..core import runs, schedule
 from ..core.runs import bar_disabled, load_checkpoint
 from ..core.runs import folder_of as run_dir  # the one store of both tracks
 from ..core.runs import status_of as run_status
-from . import addition
+from . import addition, insertion, subtraction
 from .config import AddConfig
 from .decoder import Decoder
 
@@ -60,8 +61,10 @@ def loss_per_token(logits: torch.Tensor, tok: torch.Tensor, n: int) -> torch.Ten
 
 
 @torch.no_grad()
-def score(model: Decoder, D: np.ndarray, Dp: np.ndarray, batch: int = 512) -> dict[str, np.ndarray]:
-    """Teacher-forced predictions for questions (D, Dp): per-question exact match, which answer digits are wrong
+def score(model: Decoder, D: np.ndarray, Dp: np.ndarray, batch: int = 512, op: int = addition.PLUS
+          ) -> dict[str, np.ndarray]:
+    """Teacher-forced predictions for questions D op D' (op: addition.PLUS or MINUS): per-question exact match,
+    which answer digits are wrong
     (B, n+1) with column k = Ak, the sign's correctness, and the model's confidence: the smallest log-probability
     it gives one of its own predicted tokens (read with the true answer prefix as input, so equal to greedy
     decoding's up to the first wrong token). Batches of 512 keep the (B, T, d_mlp) activations in cache: 1.7x the
@@ -70,25 +73,50 @@ def score(model: Decoder, D: np.ndarray, Dp: np.ndarray, batch: int = 512) -> di
     n = D.shape[1]
     pred, lp_min = [], []
     for i in range(0, len(D), batch):
-        tok = torch.from_numpy(addition.tokens(D[i:i + batch], Dp[i:i + batch]))
+        tok = torch.from_numpy(addition.tokens(D[i:i + batch], Dp[i:i + batch], op))
         logits = answer_logits(model, tok, n).float()  # (b, n+2, V)
         pred.append(logits.argmax(-1).numpy())
         logp = F.log_softmax(logits, -1).max(-1).values  # log-probability of each predicted token (b, n+2)
         lp_min.append(logp.min(1).values.numpy())
     P = np.concatenate(pred)  # (B, n+2): sign, A(n) .. A0
-    A = addition.answer_digits(D, Dp)
+    sign, A = addition.answer(D, Dp, op)
     A_hat = P[:, 1:][:, ::-1]  # column k = Ak
     wrong = A_hat != A
-    sign_ok = P[:, 0] == addition.PLUS
+    sign_ok = P[:, 0] == sign
     return {"wrong_digits": wrong, "sign_ok": sign_ok, "correct": ~wrong.any(1) & sign_ok,
             "confidence": np.concatenate(lp_min)}
 
 
-def eval_sets(cfg: AddConfig) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-    """The fixed sets checked during training (their own seeds: they never touch the training stream)."""
+def eval_sets(cfg: AddConfig) -> dict[str, tuple[np.ndarray, np.ndarray, int]]:
+    """The fixed sets checked during training, name -> (D, Dp, operator token); their own seeds: they never touch
+    the training stream. An addition model's are "uniform" and "enriched"; a model that subtracts has them per
+    operation: "add uniform", "add enriched", "sub uniform", "sub enriched"."""
     rng = np.random.default_rng([cfg.seed, 7919])
-    return {"uniform": addition.sample(cfg.eval_size, cfg.n_digits, rng),
-            "enriched": addition.sample(cfg.eval_size, cfg.n_digits, rng, cfg.enrich_pairs)}
+    n, size = cfg.n_digits, cfg.eval_size
+    if cfg.operations == ("add",):
+        return {"uniform": (*addition.sample(size, n, rng), addition.PLUS),
+                "enriched": (*addition.sample(size, n, rng, cfg.enrich_pairs), addition.PLUS)}
+    out = {}
+    if "add" in cfg.operations:
+        out["add uniform"] = (*addition.sample(size, n, rng), addition.PLUS)
+        out["add enriched"] = (*addition.sample(size, n, rng, cfg.enrich_pairs), addition.PLUS)
+    out["sub uniform"] = (*subtraction.sample(size, n, rng), addition.MINUS)
+    out["sub enriched"] = (*subtraction.sample(size, n, rng, cfg.enrich_pairs), addition.MINUS)
+    return out
+
+
+def watched_set(cfg: AddConfig) -> str:
+    """The evaluation set the progress bar shows: the enriched one of the operation learned last."""
+    return "enriched" if cfg.operations == ("add",) else "sub enriched"
+
+
+def training_batch(cfg: AddConfig, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, int]:
+    """One step's questions (D, Dp, operator token): one operation per batch, subtraction with probability
+    sub_share (no draw for a single-operation model, so addition runs keep their bytes)."""
+    ops = cfg.operations
+    op = ops[0] if len(ops) == 1 else ("sub" if rng.random() < cfg.sub_share else "add")
+    make = addition.training_batch if op == "add" else subtraction.training_batch
+    return (*make(cfg.batch, cfg.n_digits, rng, cfg.enrich_batches, cfg.enrich_pairs), addition.OPERATIONS[op])
 
 
 # --------------------------------------------------------------------------------------------------
@@ -99,6 +127,16 @@ def eval_sets(cfg: AddConfig) -> dict[str, tuple[np.ndarray, np.ndarray]]:
 def build(cfg: AddConfig) -> Decoder:
     torch.manual_seed(cfg.seed)
     return Decoder(cfg.model)
+
+
+def source_of(cfg: AddConfig) -> Decoder:
+    """The trained model an ins1 run starts from (cfg.init_from names its run folder); one clear error if it is
+    not there or not finished."""
+    folder = runs.run_dir(cfg.init_from)
+    if runs.checkpoint_status(folder) != "done":
+        raise ValueError(f"run {cfg.name} starts from {cfg.init_from}, which is "
+                         f"{runs.checkpoint_status(folder)}: train that run first")
+    return load(AddConfig.from_dict(json.loads((folder / "config.json").read_text())))
 
 
 def load(cfg: AddConfig) -> Decoder:
@@ -129,6 +167,8 @@ def train(cfg: AddConfig, checkpoint_seconds: float = 60.0, stop_after: int | No
 
 def _train(cfg: AddConfig, run: runs.Training, stop_after: int | None, progress: bool, desc: str | None) -> None:
     model = build(cfg)
+    if cfg.init_from and run.state is None:  # ins1: the trained model copied in before the first step
+        insertion.insert(source_of(cfg), model)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, betas=(0.9, 0.98), weight_decay=cfg.weight_decay,
                             fused=True)
     rng = np.random.default_rng(cfg.seed)
@@ -158,8 +198,8 @@ def _train(cfg: AddConfig, run: runs.Training, stop_after: int | None, progress:
         model.train()
         for g in opt.param_groups:
             g["lr"] = learning_rate(cfg, step)
-        D, Dp = addition.training_batch(cfg.batch, n, rng, cfg.enrich_batches, cfg.enrich_pairs)
-        tok = torch.from_numpy(addition.tokens(D, Dp))  # (B, 3n+4)
+        D, Dp, op = training_batch(cfg, rng)
+        tok = torch.from_numpy(addition.tokens(D, Dp, op))  # (B, 3n+4)
         per_token = loss_per_token(answer_logits(model, tok, n), tok, n)  # (n+2,)
         loss = per_token.mean()
         opt.zero_grad(set_to_none=True)
@@ -175,8 +215,9 @@ def _train(cfg: AddConfig, run: runs.Training, stop_after: int | None, progress:
                     "loss": float(mean.mean()), "loss_sign": float(mean[0]),
                     **{f"loss_A{n - i}": float(mean[1 + i]) for i in range(n + 1)}}
             if step % cfg.eval_every == 0 or step == cfg.steps:
-                line["acc"] = {name: float(score(model, *q)["correct"].mean()) for name, q in checks.items()}
-                last_acc = line["acc"]["enriched"]
+                line["acc"] = {name: float(score(model, D_, Dp_, op=op_)["correct"].mean())
+                               for name, (D_, Dp_, op_) in checks.items()}
+                last_acc = line["acc"][watched_set(cfg)]
             line = run.log(line)
             loss_sum, loss_count = np.zeros(n + 2), 0
             bar.set_postfix(loss=f"{line['loss']:.2e}", acc=f"{last_acc:.2%}" if last_acc is not None else "-",

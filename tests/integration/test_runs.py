@@ -190,6 +190,9 @@ CPU_RUN_NAMES = {  # the cpu profile's run folders: a change here orphans every 
     "inversion": "inversion-n3-uniform-4df080f1af",
     "addition-2layer": "addition-d5-l2-h3-e7b25f1940",
     "addition-1layer": "addition-d5-l1-h3-483414d05c",
+    "subtraction-2layer": "subtraction-d5-l2-h3-cf46b90efb",
+    "mixed-3layer": "mixed-d5-l3-h4-3446a5c727",
+    "ins1-mixed-3layer": "ins1-mixed-d5-l3-h4-18d764114b",
 }
 
 
