@@ -84,6 +84,7 @@ HEADLINE_CLAIMS: tuple[str, ...] = (
     "G6a semicircle", "G6b laplace", "G7 50%",  # result 3: the training distribution matters
     "A1", "A4", "A5",  # addition: 2-layer exact, 1-layer fails on cascades
     "B3", "B4", "B6",  # addition circuits
+    "C5",  # subtraction and mixed models: the ins1 head start
 )
 RESULT_CLAIMS: dict[str, tuple[str, ...]] = {
     "result1": ("G1", "G1b", "G2", "G2b", "G3", "G8", "eigenvalues near-miss", "inversion near-miss"),
@@ -93,4 +94,5 @@ RESULT_CLAIMS: dict[str, tuple[str, ...]] = {
                 "in-distribution semicircle", "in-distribution laplace"),
     "arithmetic": ("A1", "A2", "A3", "A4", "A5", "A6"),
     "circuits": ("B1", "B2", "B3", "B4", "B5", "B6", "B7", "B8", "B9"),
+    "subtraction": ("C1", "C2", "C3", "C4", "C5", "C6", "C6b", "C7"),
 }

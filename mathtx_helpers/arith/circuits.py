@@ -55,10 +55,10 @@ def capture(model: Decoder, tok: np.ndarray, names: list[str]) -> dict[str, torc
     return hooks.cache
 
 
-def correct_questions(model: Decoder, D: np.ndarray, Dp: np.ndarray) -> np.ndarray:
-    """Tokens of the questions the model answers correctly (the library drops failed questions before
+def correct_questions(model: Decoder, D: np.ndarray, Dp: np.ndarray, op: int = addition.PLUS) -> np.ndarray:
+    """Tokens of the questions D op D' the model answers correctly (the library drops failed questions before
     ablating, so every failure seen in an ablation is caused by it)."""
-    tok = addition.tokens(D, Dp)
+    tok = addition.tokens(D, Dp, op)
     ok = ~wrong_digits(answers(model, tok), tok).any(1)
     return tok[ok]
 
@@ -143,6 +143,26 @@ def node_ablation(model: Decoder, tok: np.ndarray, positions: list[int], min_sha
                          "impact": _impact(wrong, n, min_share),
                          **{f"wrong {lab} %": 100 * w for lab, w in zip(_digit_labels(n), wrong.mean(0), strict=True)}})
     return pd.DataFrame(rows)
+
+
+def operation_coverage(model: Decoder, tok_by_class: dict[str, np.ndarray], positions: list[int],
+                       min_fail: float = 1.0) -> pd.DataFrame:
+    """The operation-coverage map (ARITHMETIC.md §B3, §E4): for each question class ('add', 'sub' = D >= D',
+    'neg' = D < D', each its own correctly answered questions), mean-ablate every node at every position and count
+    the failures. One row per (position, node) with the fail % per class and `serves`: the classes it breaks in at
+    least `min_fail` % of the questions ('add+sub+neg', '' for none). A node serving more than one operation is
+    polysemantic in the papers' sense. Ablation means are per class (each class's own activations)."""
+    tables = {label: node_ablation(model, tok, positions).set_index(["position", "token", "node"])["fail %"]
+              for label, tok in tok_by_class.items()}
+    out = pd.DataFrame(tables).reset_index()
+    labels = list(tok_by_class)
+    out["serves"] = ["+".join(lab for lab in labels if row[lab] >= min_fail) for _, row in out.iterrows()]
+    return out
+
+
+def serves_operations(serves: pd.Series) -> pd.Series:
+    """'add+neg' -> {'add', 'sub'}: the operations (add, sub) a coverage row's classes belong to."""
+    return serves.map(lambda s: {"add" if c == "add" else "sub" for c in s.split("+") if c})
 
 
 @torch.no_grad()

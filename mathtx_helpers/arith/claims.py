@@ -60,3 +60,26 @@ B8 = Claim("B8", "1-layer model: sub-task hypotheses (%) that hold (paper 1: one
            "brings the carry; holds if {rule})", Rule("every SA and SC does", _core_subtasks_hold))
 B9 = Claim("B9", "2-layer model: silhouette of the three tri-states in the carry head's PC1-PC2 plane (library's PCA "
            "tag: {rule})", at_least(0.2))
+
+
+# ------------------------------------------------------------------ notebook 08: subtraction and mixed models
+
+C1 = Claim("C1", "subtraction-only model (the addition model's shape and budget): errors per 100k on {questions:,} "
+           "uniform + enriched subtraction questions, against the addition model's {add_rate:.1f} on its own sets "
+           "(paper 2: subtraction-only models are less accurate; holds {rule})",
+           Rule("if it errs more", lambda v, add_rate, **_: v > add_rate))
+C2 = Claim("C2", "mixed model from scratch: step at which subtraction first reaches {target:g} % on its evaluation "
+           "set, minus addition's (paper 2: addition is learned first; holds {rule}; addition at {add_step:,.0f}, "
+           "subtraction at {sub_step:,.0f})", Rule("> 0", lambda v, **_: v > 0))
+_BOTH = ("{model}: lowest accuracy (%) of the two operations on {questions:,} uniform + enriched questions each "
+         "(paper 2: six 9s on both; holds {rule}; addition {add:.4f}, subtraction {sub:.4f})")
+C3 = Claim("C3", _BOTH, at_least(99.9), 99.9999)
+C4 = Claim("C4", _BOTH, at_least(99.9), 99.9999)
+C5 = Claim("C5", "ins1 route: steps the from-scratch mixed model needs to reach {target:g} % on both operations' "
+           "evaluation sets, divided by the ins1 model's (the papers' motivation: ins1 learns faster; holds {rule}; "
+           "scratch {scratch:,.0f}, ins1 {ins1:,.0f} steps)", Rule("> 1", lambda v, **_: v > 1))
+C6 = Claim("C6", "{model}: AUC of borrow-cascade length alone as a flag of its subtraction failures on the enriched "
+           "set ({failures} failures; holds {rule})", at_least(0.9))
+C7 = Claim("C7", "ins1 mixed model: nodes (position x head or MLP) whose ablation breaks both addition and "
+           "subtraction questions (>= 1 % each), of {useful} that break any (paper 2: addition nodes become "
+           "polysemantic and serve both; holds {rule})", at_least(1))

@@ -138,7 +138,7 @@ def probes(label: str, size: int, n: int, rng: np.random.Generator) -> tuple[np.
             Dp[rows, start] = D[rows, start] + 1 + np.floor(rng.random(m) * (9 - D[rows, start])).astype(np.int64)
             for j in range(1, length):
                 Dp[rows, np.minimum(start + j, n - 1)] = D[rows, np.minimum(start + j, n - 1)]
-        keep = classes(D, Dp) == label
+        keep = (classes(D, Dp) == label) & (Dp <= 9).all(axis=1)  # Dk = 9 drew D'k = 10 above: redrawn
         Ds.append(D[keep])
         Dps.append(Dp[keep])
         have += int(keep.sum())

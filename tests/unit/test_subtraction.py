@@ -1,6 +1,7 @@
 """Subtraction and mixed models: the format, the borrow classes, the enrichment, ins1 insertion, the training
 batches' operation mix (ARITHMETIC.md §A1-A4, §B3)."""
 
+import math
 import shutil
 
 import numpy as np
@@ -67,6 +68,7 @@ def test_probes_have_exactly_their_class(label):
     D, Dp = subtraction.probes(label, 300, N, np.random.default_rng(3))
     assert D.shape == Dp.shape == (300, N)
     assert (subtraction.classes(D, Dp) == label).all()
+    assert ((0 <= D) & (D <= 9) & (0 <= Dp) & (Dp <= 9)).all()  # digits only: no borrow maker drew a 10
 
 
 def test_probes_name_the_valid_classes():
@@ -209,3 +211,19 @@ def test_subtraction_predictions_count_errors_per_class(data, one_thread):
     add = AddConfig.from_dict(TINY)
     with pytest.raises(ValueError, match="addition only"):
         arith_predict.predictions(add, "sub uniform", 10)
+
+
+def test_curves_find_the_first_step_at_a_target():
+    from mathtx_helpers.arith import curves
+
+    metrics = [{"step": 100, "questions": 800, "loss": 1.0},
+               {"step": 200, "questions": 1600, "acc": {"add uniform": 0.5, "sub uniform": 0.1}},
+               {"step": 400, "questions": 3200, "acc": {"add uniform": 0.995, "sub uniform": 0.8}},
+               {"step": 600, "questions": 4800, "acc": {"add uniform": 0.98, "sub uniform": 0.999}}]
+    c = curves.accuracy_curves(metrics)
+    assert len(c) == 6
+    assert curves.steps_to(c, "add uniform", 99) == 400  # the first time, even though it dips later
+    assert curves.steps_to(c, "sub uniform", 99.9) == 600
+    assert math.isnan(curves.steps_to(c, "sub uniform", 99.99))
+    with pytest.raises(ValueError, match="sets: add uniform, sub uniform"):
+        curves.steps_to(c, "uniform", 99)
