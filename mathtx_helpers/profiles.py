@@ -55,11 +55,23 @@ class RunSpec:
 
 @dataclass(frozen=True)
 class AddRunSpec:
-    """An addition run of a profile (notebooks 06-07)."""
+    """An arithmetic run of a profile (notebooks 06-08)."""
 
-    name: str  # "addition-2layer" (the accurate model), "addition-1layer" (Paper 1's contrast)
+    name: str  # "addition-2layer" (the accurate model), "addition-1layer" (Paper 1's contrast), ...; the second
+    # replicate of a recipe adds "-seed1": "addition-2layer-seed1"
     config: AddConfig
     purpose: str
+    replicate: int = 0  # which replicate of its recipe: config.seed is ARITH_SEED + replicate
+
+    @property
+    def family(self) -> str:
+        """The name without its seed suffix: the replicates of one recipe share it."""
+        return self.name.removesuffix(f"-seed{self.replicate}")
+
+    @property
+    def seed(self) -> int:
+        """The replicate's number (0, 1): what the notebooks call seed 0 and seed 1."""
+        return self.replicate
 
 
 @dataclass(frozen=True)
@@ -82,12 +94,12 @@ class Profile:
         names = ", ".join(r.name for r in self.runs + self.addition)
         raise ValueError(f"profile {self.name} has no run {name!r}; runs: {names}")
 
-    def replicates(self, family: str) -> dict[int, RunSpec]:
+    def replicates(self, family: str) -> dict[int, RunSpec | AddRunSpec]:
         """seed -> run, for every seed of one recipe, first seed first ('eigenvectors' -> {0: eigenvectors,
         1: eigenvectors-seed1})."""
-        out = {s.seed: s for s in self.runs if s.family == family}
+        out = {s.seed: s for s in self.runs + self.addition if s.family == family}
         if not out:
-            families = ", ".join(dict.fromkeys(s.family for s in self.runs))
+            families = ", ".join(dict.fromkeys(s.family for s in self.runs + self.addition))
             raise ValueError(f"profile {self.name} has no run family {family!r}; families: {families}")
         return out
 
@@ -120,25 +132,34 @@ def _runs(base: dict, eigenvalues: dict, eigenvectors: dict, inversion: dict, te
 
 ADDITION_RUNS = ("addition-2layer", "addition-1layer")  # notebooks 06-07
 SUBTRACTION_RUNS = ("subtraction-2layer", "mixed-3layer", "ins1-mixed-3layer")  # notebook 08
+ARITH_SEED = AddConfig().seed  # the first replicate's seed; replicate k trains with ARITH_SEED + k
 
 
-def _addition(mixed: dict | None = None, ins1: dict | None = None, **changes) -> tuple[AddRunSpec, ...]:
+def _addition(mixed: dict | None = None, ins1: dict | None = None, seeds: tuple[int, ...] = (0,),
+              **changes) -> tuple[AddRunSpec, ...]:
     """The accurate 2-layer x 3-head model and Paper 1's 1-layer contrast, on the same data and budget; then,
     for notebook 08, a subtraction-only model of the same shape and budget, and the papers' 3-layer x 4-head mixed
     model twice: from scratch (66 % subtraction batches) and by the ins1 route from the trained 2-layer addition
-    model (80 %). `mixed`: the mixed models' changes to the recipe (their steps); `ins1`: the ins1 run's own."""
-    two = AddConfig.from_dict(changes)
-    mix = {**changes, "n_layers": 3, "n_heads": 4, **(mixed or {})}
-    return (AddRunSpec("addition-2layer", two, "accurate addition, its failures and circuits (06, 07)"),
-            AddRunSpec("addition-1layer", AddConfig.from_dict({**changes, "n_layers": 1}),
-                       "Paper 1's contrast: fails on carry cascades (06, 07)"),
-            AddRunSpec("subtraction-2layer", AddConfig.from_dict({**changes, "sub_share": 1.0}),
-                       "subtraction only, the addition model's shape and budget (08)"),
-            AddRunSpec("mixed-3layer", AddConfig.from_dict({**mix, "sub_share": 0.66}),
-                       "add and sub from scratch: which is learned first (08)"),
-            AddRunSpec("ins1-mixed-3layer", AddConfig.from_dict({**mix, "sub_share": 0.8, "init_from": two.name,
-                                                                 **(ins1 or {})}),
-                       "add and sub from the trained addition model (ins1): faster?, polysemantic nodes (08)"))
+    model of the same replicate (80 %). `mixed`: the mixed models' changes to the recipe (their steps); `ins1`:
+    the ins1 run's own. `seeds`: the replicates of every run (the first keeps the plain names, replicate k adds
+    "-seed<k>" and trains with seed ARITH_SEED + k)."""
+    out = []
+    for k in seeds:
+        suffix = "" if k == seeds[0] else f"-seed{k}"
+        base = {**changes, "seed": ARITH_SEED + k} if k else dict(changes)
+        two = AddConfig.from_dict(base)
+        mix = {**base, "n_layers": 3, "n_heads": 4, **(mixed or {})}
+        out += [AddRunSpec("addition-2layer" + suffix, two, "accurate addition, its failures and circuits (06, 07)", k),
+                AddRunSpec("addition-1layer" + suffix, AddConfig.from_dict({**base, "n_layers": 1}),
+                           "Paper 1's contrast: fails on carry cascades (06, 07)", k),
+                AddRunSpec("subtraction-2layer" + suffix, AddConfig.from_dict({**base, "sub_share": 1.0}),
+                           "subtraction only, the addition model's shape and budget (08)", k),
+                AddRunSpec("mixed-3layer" + suffix, AddConfig.from_dict({**mix, "sub_share": 0.66}),
+                           "add and sub from scratch: which is learned first (08)", k),
+                AddRunSpec("ins1-mixed-3layer" + suffix,
+                           AddConfig.from_dict({**mix, "sub_share": 0.8, "init_from": two.name, **(ins1 or {})}),
+                           "add and sub from the trained addition model (ins1): faster?, polysemantic nodes (08)", k)]
+    return tuple(out)
 
 
 def _build() -> dict[str, Profile]:
@@ -168,7 +189,7 @@ def _build() -> dict[str, Profile]:
                 samples=1_000, ceiling_samples=500, sizes=(3, 5),
                 runs=_runs(smoke_base, {}, {}, {}, test_size=64, seeds=(0, 1)),
                 addition=_addition(d_model=32, d_head=8, d_mlp=128, batch=64, steps=300, eval_every=100,
-                                   log_every=20, eval_size=256),
+                                   log_every=20, eval_size=256, seeds=(0, 1)),
                 addition_tests=(2_000, 1_000, 200)),
         # Two seeds of every eigenvalue and eigen-decomposition run, each run on one thread, two at a time
         # (`make retrain`): 14 x 1M eigenvalue examples (the H100 sweep's d64 batch-64 laplace curve: 92 % at
@@ -183,7 +204,8 @@ def _build() -> dict[str, Profile]:
                 # run f, 16K steps (0 addition errors, 99.995 % subtraction from scratch; 143 ms a step on one
                 # thread here, 38 min); the ins1 run 10K steps, so that notebook 08's three runs train in ~42 min
                 # side by side (mixed | ins1, then subtraction: 18 min) and the route's head start is measured
-                addition=_addition(mixed=dict(steps=16_000), ins1=dict(steps=10_000))),
+                # Two replicates of every arithmetic run (seed 1: ~55 min more, two chains of runs on the two cores)
+                addition=_addition(mixed=dict(steps=16_000), ins1=dict(steps=10_000), seeds=(0, 1))),
         Profile("gpu", "one GPU: the paper's 5x5 setting", "figures/gpu",
                 samples=50_000, ceiling_samples=50_000, sizes=(3, 4, 5, 6),
                 runs=_runs(gpu_base, dict(examples=10_000_000, eval_every=1_000_000),

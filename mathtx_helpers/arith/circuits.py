@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from . import addition
+from . import addition, pairs
 from .decoder import Decoder, Hooks
 
 # Bump when an analysis below changes what it returns: cached tables (arith_train.cached_table) carry it.
@@ -181,82 +181,21 @@ def pair_attention(att: np.ndarray, k: int, column: int) -> np.ndarray:
     return att[:, :, q, keys].astype(np.float64).sum(-1)
 
 
+def best_pair_attention(att: np.ndarray, k: int, column: int) -> tuple[float, str]:
+    """The largest attention one head gives to (D_column, D'_column) at the token before Ak, and that head."""
+    a = pair_attention(att, k, column)  # (L, H)
+    l, h = np.unravel_index(a.argmax(), a.shape)
+    return float(a.max()), f"L{l}H{h}"
+
+
+
 # --------------------------------------------------------------------------------------------------
 # Interchange interventions
 # --------------------------------------------------------------------------------------------------
 
-KINDS = ("SA", "SC", "ST")
-
-
-def digits_tested(kind: str, n: int) -> range:
-    """The answer digits k a hypothesis is about: SA for A0..A(n-1), SC for A1..An, ST for A2..An."""
-    if kind not in KINDS:
-        raise ValueError(f"unknown hypothesis {kind!r}; valid: {', '.join(KINDS)}")
-    return range({"SA": 0, "SC": 1, "ST": 2}[kind], n if kind == "SA" else n + 1)
-
-
-def intervention_pairs(kind: str, k: int, size: int, n: int, rng: np.random.Generator):
-    """Clean and store questions (each (D, Dp)) that differ only where hypothesis `kind` for answer digit Ak
-    says, and the answer digit Ak the hypothesis predicts after patching (B,):
-
-    SA  column k differs, its base add (Dk + D'k) mod 10 changes, the carry into column k is the same
-        -> Ak becomes the store question's Ak.
-    SC  only column k-1 differs; no carry comes into it; the clean column sums to <= 8, the store one to >= 10
-        (or the reverse) -> Ak moves by the carry: clean Ak +1 (or -1) mod 10. Column k never sums to 9, so the
-        carry stops there and no higher digit changes.
-    ST  only column k-1 differs; a carry comes into it from column k-2 (which sums to >= 10, no carry below);
-        the clean column sums to <= 7, the store one to 9 (or the reverse), so it passes the carry on only in the
-        store question -> Ak moves by 1.
-    """
-    tested = digits_tested(kind, n)
-    if k not in tested:
-        raise ValueError(f"{kind} is tested for A{tested[0]}..A{tested[-1]} of {n}-digit addition, not A{k}")
-    D, Dp = addition.sample(size, n, rng)
-    flip = rng.random(size) < 0.5  # which of the two questions plays 'clean'
-    if kind == "SA":  # the store question's column k: another base add, the same lower columns
-        D2, Dp2 = D.copy(), Dp.copy()
-        base = (D[:, k] + Dp[:, k] + rng.integers(1, 10, size)) % 10
-        D2[:, k] = rng.integers(0, 10, size)
-        Dp2[:, k] = (base - D2[:, k]) % 10
-    else:
-        c = k - 1  # the column whose carry is swapped
-        for j in range(c - 1 if kind == "ST" else c):  # no carries below it (ST: below column k-2)
-            D[:, j], Dp[:, j] = _pair_below(9, size, rng)
-        if kind == "ST":  # column k-2 makes the carry
-            D[:, c - 1], Dp[:, c - 1] = _pair_at_least_10(size, rng)
-        D2, Dp2 = D.copy(), Dp.copy()
-        if kind == "SC":  # low: sum <= 8, high: sum >= 10
-            D[:, c], Dp[:, c] = _pair_below(9, size, rng)
-            D2[:, c], Dp2[:, c] = _pair_at_least_10(size, rng)
-        else:  # low: sum <= 7 (no carry even with the incoming one), high: sum = 9 (passes it on)
-            D[:, c], Dp[:, c] = _pair_below(8, size, rng)
-            D2[:, c] = rng.integers(0, 10, size)
-            Dp2[:, c] = 9 - D2[:, c]
-        if k < n:  # column k must not sum to 9, so the changed carry stops there: only Ak differs above k-1
-            nine = D[:, k] + Dp[:, k] == 9
-            Dp[nine, k] = (Dp[nine, k] + rng.integers(1, 10, int(nine.sum()))) % 10
-            D2[:, k], Dp2[:, k] = D[:, k], Dp[:, k]
-    clean = (np.where(flip[:, None], D2, D), np.where(flip[:, None], Dp2, Dp))
-    store = (np.where(flip[:, None], D, D2), np.where(flip[:, None], Dp, Dp2))
-    A_clean, A_store = addition.answer_digits(*clean), addition.answer_digits(*store)
-    if kind == "SA":
-        expected = A_store[:, k]
-    else:  # the carry into column k is the store question's, the rest of column k is the clean question's
-        carry_c, carry_s = addition.carries_in(*clean)[:, k], addition.carries_in(*store)[:, k]
-        expected = (A_clean[:, k] + carry_s - carry_c) % 10
-    return clean, store, expected
-
-
-def _pair_below(limit: int, size: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-    """Digit pairs with D + D' < limit (limit <= 10)."""
-    D = rng.integers(0, limit, size)
-    return D, np.floor(rng.random(size) * (limit - D)).astype(np.int64)
-
-
-def _pair_at_least_10(size: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-    """Digit pairs with D + D' >= 10 (a carry)."""
-    D = rng.integers(1, 10, size)
-    return D, 10 - D + np.floor(rng.random(size) * D).astype(np.int64)
+KINDS = pairs.KINDS
+digits_tested = pairs.digits_tested  # re-exported: the hypotheses' digits and pairs live in pairs.py
+intervention_pairs = pairs.intervention_pairs
 
 
 def patch_nodes(model: Decoder, clean_tok: np.ndarray, store_tok: np.ndarray, nodes: tuple[str, ...],
@@ -294,8 +233,8 @@ def candidates(model: Decoder, max_heads: int = 2) -> list[tuple[str, ...]]:
 @dataclass(frozen=True)
 class Test:
     kind: str
-    k: int  # answer digit Ak
-    position: int  # the token before Ak
+    k: int  # answer digit Ak (the sign: n+1)
+    position: int  # where the patched node sits (the token before Ak, or earlier)
     nodes: tuple[str, ...]
     strong: float  # share of pairs with exactly the predicted answer: Ak as predicted, every other token clean
     weak: float  # share of pairs where Ak is as predicted (other digits may move)
@@ -308,8 +247,8 @@ class _Pairs:
 
     kind: str
     k: int
-    p: int  # the token before Ak
-    col: int  # Ak's column in the (sign, A(n) .. A0) answer-token order
+    p: int  # the token that predicts the hypothesis' answer token (the token before Ak; '=' for the sign)
+    col: int  # that token's column in the (sign, A(n) .. A0) answer-token order
     clean: np.ndarray
     stored: dict[str, torch.Tensor]
     want: np.ndarray
@@ -321,71 +260,81 @@ def _prepare(model: Decoder, kind: str, k: int, size: int, rng: np.random.Genera
     no pair is left)."""
     n = addition.digits_of(model.cfg.n_ctx)
     clean, store_, expected = intervention_pairs(kind, k, size, n, rng)
-    ct, st = addition.tokens(*clean), addition.tokens(*store_)
+    op = pairs.operator(kind)
+    ct, st = addition.tokens(*clean, op), addition.tokens(*store_, op)
     ok = ~wrong_digits(answers(model, ct), ct).any(1) & ~wrong_digits(answers(model, st), st).any(1)
     if not ok.any():
         return None
     ct, st = ct[ok], st[ok]
-    col = 1 + (n - k)
+    col = pairs.answer_column(kind, k, n)
     want = ct[:, 2 * n + 2:].copy()
     want[:, col] = expected[ok]
     stored = capture(model, st, [f"L{l}.attn.z" for l in range(model.cfg.n_layers)])
     inputs = capture(model, ct, _inputs(model))
-    return _Pairs(kind, k, addition.answer_position(k, n) - 1, col, ct, stored, want, inputs)
+    return _Pairs(kind, k, pairs.predicted_at(kind, k, n), col, ct, stored, want, inputs)
 
 
-def _run(model: Decoder, pairs: _Pairs, nodes_to_try: list[tuple[str, ...]], positions: list[int]) -> list[Test]:
+def _run(model: Decoder, pr: _Pairs, nodes_to_try: list[tuple[str, ...]], positions: list[int]) -> list[Test]:
     tests = []
     for q in positions:
-        if q > pairs.p:
-            raise ValueError(f"a node at P{q} cannot influence A{pairs.k}, which is predicted at P{pairs.p}")
+        if q > pr.p:
+            raise ValueError(f"a node at P{q} cannot influence {pairs.label(pr.kind, pr.k)}, which is predicted "
+                             f"at P{pr.p}")
         for nodes in nodes_to_try:
-            pred = _patched_answers(model, pairs.clean, pairs.stored, nodes, q, pairs.inputs)
-            tests.append(Test(pairs.kind, pairs.k, q, nodes, strong=float((pred == pairs.want).all(1).mean()),
-                              weak=float((pred[:, pairs.col] == pairs.want[:, pairs.col]).mean())))
+            pred = _patched_answers(model, pr.clean, pr.stored, nodes, q, pr.inputs)
+            tests.append(Test(pr.kind, pr.k, q, nodes, strong=float((pred == pr.want).all(1).mean()),
+                              weak=float((pred[:, pr.col] == pr.want[:, pr.col]).mean())))
     return sorted(tests, key=lambda t: (-t.strong, len(t.nodes), t.nodes))
 
 
 def test_hypothesis(model: Decoder, kind: str, k: int, size: int, rng: np.random.Generator,
                     nodes_to_try: list[tuple[str, ...]] | None = None,
                     positions: list[int] | None = None) -> list[Test]:
-    """Interchange intervention for hypothesis `kind` of answer digit Ak, for every candidate node (or head pair)
-    at each of `positions` (default: the token before Ak; a node at an earlier position may compute the feature
-    for later ones to read); sorted best first. Pairs where the clean or store question is answered wrongly
-    without intervention are dropped."""
-    pairs = _prepare(model, kind, k, size, rng)
-    if pairs is None:
+    """Interchange intervention for hypothesis `kind` of answer token k (pairs.py), for every candidate node (or
+    head pair) at each of `positions` (default: the token that predicts it; a node at an earlier position may
+    compute the feature for later ones to read); sorted best first. Pairs where the clean or store question is
+    answered wrongly without intervention are dropped."""
+    pr = _prepare(model, kind, k, size, rng)
+    if pr is None:
         return []
-    return _run(model, pairs, nodes_to_try or candidates(model), positions or [pairs.p])
+    return _run(model, pr, nodes_to_try or candidates(model), positions or [pr.p])
 
 
 def hypotheses(model: Decoder, size: int, rng: np.random.Generator, threshold: float = 0.9,
-               earlier: list[int] | None = None) -> pd.DataFrame:
-    """Every sub-task hypothesis (SA for A0..A(n-1), SC for A1..An, ST for A2..An) with its best node (the
-    fewest heads among those passing the strong test, else the best strong score) and whether it holds
-    (strong >= threshold). Nodes are searched at the token before Ak first; where none holds there, also at
-    the `earlier` positions before it (e.g. the useful positions of a node ablation), as the authors' search
-    looks at every useful position."""
+               earlier: list[int] | None = None, kinds: tuple[str, ...] = pairs.ADD_KINDS) -> pd.DataFrame:
+    """Every sub-task hypothesis of `kinds` (addition: SA for A0..A(n-1), SC for A1..An, ST for A2..An;
+    subtraction, pairs.SUB_KINDS: MD, MB, MT and the sign) with its best node (the fewest heads among those
+    passing the strong test, else the best strong score) and whether it holds (strong >= threshold). Nodes are
+    searched at the token that predicts the answer token first; where none holds there, also at the `earlier`
+    positions before it (e.g. the useful positions of a node ablation), as the authors' search looks at every
+    useful position."""
     n = addition.digits_of(model.cfg.n_ctx)
+    for kind in kinds:
+        pairs.operator(kind)  # an unknown kind: one ValueError before any work
     rows = []
-    for kind in KINDS:
+    for kind in kinds:
         for k in digits_tested(kind, n):
-            p = addition.answer_position(k, n) - 1
-            pairs = _prepare(model, kind, k, size, np.random.default_rng(int(rng.integers(2**32))))
-            if pairs is None:  # no pair the model answers correctly: nothing to test
-                rows.append({"hypothesis": f"A{k}.{kind}", "kind": kind, "digit": k, "position": p, "node": "—",
-                             "strong %": np.nan, "weak %": np.nan, "holds": False})
+            p = pairs.predicted_at(kind, k, n)
+            pr = _prepare(model, kind, k, size, np.random.default_rng(int(rng.integers(2**32))))
+            if pr is None:  # no pair the model answers correctly: nothing to test
+                rows.append({"hypothesis": pairs.label(kind, k), "kind": kind, "digit": k, "position": p,
+                             "node": "—", "strong %": np.nan, "weak %": np.nan, "holds": False})
                 continue
-            tests = _run(model, pairs, candidates(model), [p])
+            tests = _run(model, pr, candidates(model), [p])
             more = [q for q in (earlier or []) if q < p]
             if more and not any(t.strong >= threshold for t in tests):
-                tests += _run(model, pairs, candidates(model), more)
+                tests += _run(model, pr, candidates(model), more)
             best = max(tests, key=lambda t: (t.strong >= threshold, -len(t.nodes) if t.strong >= threshold else 0,
                                              t.strong, t.position))
-            rows.append({"hypothesis": f"A{k}.{kind}", "kind": kind, "digit": k, "position": best.position,
+            rows.append({"hypothesis": pairs.label(kind, k), "kind": kind, "digit": k, "position": best.position,
                          "node": "+".join(best.nodes), "strong %": 100 * best.strong, "weak %": 100 * best.weak,
                          "holds": best.strong >= threshold})
     return pd.DataFrame(rows)
+
+
+def confirmed_nodes(hyp: pd.DataFrame) -> set[tuple[int, str]]:
+    """The (position, head) pairs of the hypotheses that hold: a head pair 'L0H0+L0H2' counts as both heads."""
+    return {(int(r.position), node) for r in hyp[hyp.holds].itertuples() for node in r.node.split("+")}
 
 
 # --------------------------------------------------------------------------------------------------
@@ -400,13 +349,13 @@ def tri_state_questions(column: int, size: int, n: int, rng: np.random.Generator
     for label in (0, 1, 2):
         D, Dp = addition.sample(size, n, rng)
         for j in range(column):  # no carries from lower columns
-            D[:, j], Dp[:, j] = _pair_below(9, size, rng)
+            D[:, j], Dp[:, j] = pairs.pair_below(9, size, rng)
         if label == 0:
-            D[:, column], Dp[:, column] = _pair_below(9, size, rng)
+            D[:, column], Dp[:, column] = pairs.pair_below(9, size, rng)
         elif label == 1:
             Dp[:, column] = 9 - D[:, column]
         else:
-            D[:, column], Dp[:, column] = _pair_at_least_10(size, rng)
+            D[:, column], Dp[:, column] = pairs.pair_at_least_10(size, rng)
         Ds.append(D)
         Dps.append(Dp)
         labels.append(np.full(size, label))

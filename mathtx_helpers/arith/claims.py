@@ -6,6 +6,7 @@ Each is a core.claims.Claim; a notebook measures `ours` (and the context a state
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 
 from ..core.claims import Claim, Rule, at_least, between, equal_to
@@ -62,6 +63,31 @@ B9 = Claim("B9", "2-layer model: silhouette of the three tri-states in the carry
            "tag: {rule})", at_least(0.2))
 
 
+def circuit_rows(two, one, pca: pd.DataFrame, profile: str, acc2: float, acc1: float) -> list[dict]:
+    """Notebook 07's claims B1-B9 on one seed's 2-layer (`two`) and 1-layer (`one`) models, each a
+    study.Study; acc2 / acc1: the
+    models' accuracy (%) on the uniform test set."""
+    from . import circuits  # torch: only when rows are measured
+
+    n = two.cfg.n_digits
+    p2 = two.pos[two.pos.position <= 2 * n + 1]
+    used2 = p2[p2["fail %"] > 0]
+    rows = [B1.row(len(used2), profile, tokens=", ".join(used2.token) or "none", model_acc=acc2)]
+    own1 = min(circuits.best_pair_attention(one.att, k, k)[0] for k in range(n))
+    rows.append(B2.row(own1, profile, model_acc=acc1))
+    h2 = two.hyp
+    for kind, claim in MAPPED_CLAIMS:
+        rows.append(claim.row(100 * h2[h2.kind == kind].holds.mean(), profile, what=SUBTASK_TEXT[kind],
+                              model_acc=acc2))
+    sa = h2[(h2.kind == "SA") & h2.holds]
+    rows.append(B6.row(100 * sa.node.str.contains(r"\+").mean() if len(sa) else np.nan, profile,
+                              model_acc=acc2))
+    rows.append(B7.row(100 * h2.holds.mean(), profile, model_acc=acc2))
+    rows.append(B8.row(100 * one.hyp.holds.mean(), profile, hypotheses=one.hyp, model_acc=acc1))
+    rows.append(B9.row(float(pca.silhouette.iloc[0]), profile, model_acc=acc2))
+    return rows
+
+
 # ------------------------------------------------------------------ notebook 08: subtraction and mixed models
 
 C1 = Claim("C1", "subtraction-only model (the addition model's shape and budget): errors per 100k on {questions:,} "
@@ -83,3 +109,29 @@ C6 = Claim("C6", "{model}: AUC of borrow-cascade length alone as a flag of its s
 C7 = Claim("C7", "ins1 mixed model: nodes (position x head or MLP) whose ablation breaks both addition and "
            "subtraction questions (>= 1 % each), of {useful} that break any (paper 2: addition nodes become "
            "polysemantic and serve both; holds {rule})", at_least(1))
+SUB_SUBTASK_TEXT = {"MD": "base difference (Dk - D'k) mod 10", "MB": "borrow from column k-1",
+                    "MT": "borrow passed on through an equal-digit column (tri-state)", "SGN": "sign decided at '='"}
+C8 = Claim("C8", "ins1 mixed model: subtraction sub-task hypotheses (%) that hold by intervention ({held} of {total}: "
+           "MD {MD}, MB {MB}, MT {MT}, sign {SGN}; paper 2 maps each to nodes; holds {rule})",
+           Rule("all", lambda v, **_: v == 100), 100.0)
+C9 = Claim("C9", "ins1 mixed model: heads (at a position) that compute an addition sub-task in the addition model "
+           "and, after ins1 training, a subtraction one ({still} of them still compute an addition sub-task; "
+           "of {add_nodes} addition and {sub_nodes} subtraction heads confirmed; paper 2: polysemantic addition "
+           "nodes; holds {rule})", at_least(1))
+
+
+def subtraction_subtask_rows(add_hyp: pd.DataFrame, ins1_add_hyp: pd.DataFrame, ins1_sub_hyp: pd.DataFrame,
+                             profile: str, model_acc: float) -> list[dict]:
+    """C8 and C9 on one seed's models: the addition model's (add_hyp) and the ins1 model's addition and subtraction
+    hypotheses (circuits.hypotheses tables). A head pair confirmed for one hypothesis counts as both heads; the
+    ins1 model's first heads are the addition model's, copied (insertion.py), so a head keeps its name."""
+    from . import circuits  # torch: only when rows are measured
+
+    counts = {kind: f"{int(g.holds.sum())}/{len(g)}" for kind, g in ins1_sub_hyp.groupby("kind", sort=False)}
+    rows = [C8.row(100 * ins1_sub_hyp.holds.mean(), profile, held=int(ins1_sub_hyp.holds.sum()),
+                   total=len(ins1_sub_hyp), **{k: counts.get(k, "0/0") for k in SUB_SUBTASK_TEXT},
+                   model_acc=model_acc)]
+    add, sub, still = (circuits.confirmed_nodes(h) for h in (add_hyp, ins1_sub_hyp, ins1_add_hyp))
+    rows.append(C9.row(len(add & sub), profile, still=len(add & sub & still), add_nodes=len(add), sub_nodes=len(sub),
+                       model_acc=model_acc))
+    return rows

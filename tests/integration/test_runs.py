@@ -193,6 +193,11 @@ CPU_RUN_NAMES = {  # the cpu profile's run folders: a change here orphans every 
     "subtraction-2layer": "subtraction-d5-l2-h3-cf46b90efb",
     "mixed-3layer": "mixed-d5-l3-h4-3446a5c727",
     "ins1-mixed-3layer": "ins1-mixed-d5-l3-h4-18d764114b",
+    "addition-2layer-seed1": "addition-d5-l2-h3-5e37d79522",
+    "addition-1layer-seed1": "addition-d5-l1-h3-dec26aff61",
+    "subtraction-2layer-seed1": "subtraction-d5-l2-h3-485c3c20c1",
+    "mixed-3layer-seed1": "mixed-d5-l3-h4-6d9d376be7",
+    "ins1-mixed-3layer-seed1": "ins1-mixed-d5-l3-h4-500f687421",
 }
 
 

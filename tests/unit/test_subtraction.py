@@ -10,7 +10,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from mathtx_helpers.arith import addition, insertion, subtraction
+from mathtx_helpers.arith import addition, circuits, insertion, pairs, subtraction
 from mathtx_helpers.arith import train as arith_train
 from mathtx_helpers.arith.config import AddConfig, DecoderConfig
 from mathtx_helpers.arith.decoder import Decoder
@@ -227,3 +227,59 @@ def test_curves_find_the_first_step_at_a_target():
     assert math.isnan(curves.steps_to(c, "sub uniform", 99.99))
     with pytest.raises(ValueError, match="sets: add uniform, sub uniform"):
         curves.steps_to(c, "uniform", 99)
+
+
+# --------------------------------------------------------------------------------------------------
+# Intervention pairs for the subtraction sub-tasks (pairs.py)
+# --------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("kind,k", [("MD", 0), ("MD", 2), ("MD", 4), ("MB", 1), ("MB", 4), ("MT", 2), ("MT", 4),
+                                    ("SGN", N + 1)])
+def test_subtraction_pairs_differ_only_where_the_hypothesis_says(kind, k):
+    """Checked against the integer answers: the pair differs in one column, every pair changes the predicted token,
+    and the store question's own token is what swapping the named feature gives."""
+    clean, store, expected = pairs.intervention_pairs(kind, k, 2_000, N, np.random.default_rng(k))
+    (sign_c, A_clean), (sign_s, A_store) = subtraction.answer(*clean), subtraction.answer(*store)
+    column = {"MD": k, "SGN": N - 1}.get(kind, k - 1)
+    differ = (clean[0] != store[0]) | (clean[1] != store[1])
+    assert differ[:, column].all() and not np.delete(differ, column, axis=1).any()
+    if kind == "SGN":
+        assert (sign_c != sign_s).all() and (expected == sign_s).all()
+        return
+    assert (sign_c == addition.PLUS).all() and (sign_s == addition.PLUS).all()  # class M: D >= D' in both
+    assert (expected != A_clean[:, k]).all() and (expected == A_store[:, k]).all()
+    b_clean, b_store = subtraction.borrows_in(*clean)[:, k], subtraction.borrows_in(*store)[:, k]
+    if kind == "MD":  # the base difference changes, the borrow into column k does not
+        assert (b_clean == b_store).all()
+        assert ((clean[0][:, k] - clean[1][:, k]) % 10 != (store[0][:, k] - store[1][:, k]) % 10).all()
+    else:  # only the borrow into column k differs, and it stops there: no higher digit moves
+        assert (b_clean != b_store).all()
+        np.testing.assert_array_equal(A_clean[:, k + 1:], A_store[:, k + 1:])
+    if kind == "MT":  # the borrow passes through an equal column in one question and is absorbed in the other
+        equal = lambda q: q[0][:, k - 1] == q[1][:, k - 1]  # noqa: E731
+        assert (equal(clean) != equal(store)).all()
+        for q in (clean, store):
+            assert (subtraction.borrows_in(*q)[:, k - 1] == 1).all()
+
+
+def test_subtraction_hypotheses_are_tested_on_their_digits_and_refuse_others():
+    assert list(pairs.digits_tested("MD", N)) == [0, 1, 2, 3, 4]
+    assert list(pairs.digits_tested("MB", N)) == [1, 2, 3, 4]
+    assert list(pairs.digits_tested("MT", N)) == [2, 3, 4]
+    assert pairs.label("SGN", N + 1) == "sign.SGN" and pairs.predicted_at("SGN", N + 1, N) == 2 * N + 1
+    assert pairs.operator("MB") == addition.MINUS and pairs.operator("SA") == addition.PLUS
+    with pytest.raises(ValueError, match="A2.MT..A4.MT"):
+        pairs.intervention_pairs("MT", 5, 4, N, np.random.default_rng(0))
+    with pytest.raises(ValueError, match="SA, SC, ST, MD, MB, MT, SGN"):
+        pairs.intervention_pairs("MZ", 1, 4, N, np.random.default_rng(0))
+
+
+def test_subtraction_hypotheses_on_an_untrained_model_hold_nowhere_and_name_the_sign():
+    torch.manual_seed(0)
+    model = Decoder(DecoderConfig(d_model=32, d_head=8, d_mlp=64)).eval()
+    rows = circuits.hypotheses(model, 32, np.random.default_rng(0), kinds=pairs.SUB_KINDS)
+    assert len(rows) == 5 + 4 + 3 + 1 and not rows.holds.any()
+    assert rows.hypothesis.iloc[-1] == "sign.SGN" and rows.position.iloc[-1] == 2 * N + 1
+    with pytest.raises(ValueError, match="valid: SA"):
+        circuits.hypotheses(model, 32, np.random.default_rng(0), kinds=("MZ",))
