@@ -79,10 +79,10 @@ G_SHARES = {
 # The claims README shows (the ids of figures/*_claims.csv): the compact headline table, in this order, and the
 # claims behind each result's two-line verdict (section key -> ids; README has a verdict block per key).
 HEADLINE_CLAIMS: tuple[str, ...] = (
-    "G1", "G2", "G3", "G8",  # result 1: failures are roughly right
-    "G4 fpr", "G4 fnr", "G5 ratio", "predict eigenvectors all",  # result 2: failures are predictable
+    "G1", "G2", "G3",  # result 1: failures are roughly right
+    "G4 fnr", "G5 ratio", "predict eigenvectors all",  # result 2: failures are predictable
     "G6a semicircle", "G6b laplace", "G7 50%",  # result 3: the training distribution matters
-    "A1", "A4", "A5",  # addition: 2-layer exact, 1-layer fails on cascades
+    "A1", "A5",  # addition: 2-layer exact, 1-layer fails on cascades
     "B3", "B4", "B6",  # addition circuits
     "C5",  # subtraction and mixed models: the ins1 head start
 )
@@ -94,5 +94,5 @@ RESULT_CLAIMS: dict[str, tuple[str, ...]] = {
                 "in-distribution semicircle", "in-distribution laplace"),
     "arithmetic": ("A1", "A2", "A3", "A4", "A5", "A6"),
     "circuits": ("B1", "B2", "B3", "B4", "B5", "B6", "B7", "B8", "B9"),
-    "subtraction": ("C1", "C2", "C3", "C4", "C5", "C6", "C6b", "C7"),
+    "subtraction": ("C1", "C2", "C3", "C4", "C5", "C6", "C6b", "C7", "C8", "C9"),
 }

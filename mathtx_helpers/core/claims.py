@@ -188,10 +188,10 @@ FULL_MARKERS = (f"<!-- claims:start ({_SOURCE}) -->", "<!-- claims:end -->")
 HEADLINE_MARKERS = (f"<!-- headline:start ({_SOURCE}) -->", "<!-- headline:end -->")
 NO_CLAIMS = "No claims CSV in figures/ yet: run `make figures`."
 PAPER_NOTE = ("Paper values are the anchors of `../shared/PAPER.md` §G for the matrix claims (bounds derived from the "
-              "stored notebook where marked there) and of `../shared/ARITHMETIC.md` for the arithmetic ones (A, B); "
+              "stored notebook where marked there) and of `../shared/ARITHMETIC.md` for the arithmetic ones (A, B, C); "
               "— where the paper gives none.")
 COLUMNS_NOTE = ("model acc. %: the accuracy, on its own test set, of the model the claim was read on (matrices: "
-                "at 5 % tolerance; addition: exact answers on the uniform set; — where several models or none), "
+                "at 5 % tolerance; arithmetic: exact answers on the uniform set; — where several models or none), "
                 "one per seed where the claim was read on each seed's model; "
                 "seeds: ours on each seed's model, seed 0 first, with each verdict (— where the claim was read on "
                 "one seed).")
