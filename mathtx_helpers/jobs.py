@@ -27,8 +27,9 @@ def status(spec: RunSpec | AddRunSpec) -> str:
 
 
 def status_lines(profile: Profile) -> list[str]:
-    return [f"{spec.name:22s} {status(spec):8s} {store.relative(runs.folder_of(spec.config))}"
-            for spec in profile.runs + profile.addition]
+    specs = profile.runs + profile.addition
+    width = max((len(s.name) for s in specs), default=0)
+    return [f"{spec.name:{width}s} {status(spec):8s} {store.relative(runs.folder_of(spec.config))}" for spec in specs]
 
 
 def train_runs(profile: Profile, specs: list[RunSpec | AddRunSpec], device=None, jobs: int = 1,
