@@ -1,6 +1,8 @@
-"""Addition models: training steps per second at 1 and 2 threads, and scoring questions per second.
+"""Arithmetic models: training step time at 1 and 2 threads in fp32 and at 1 thread in bf16 autocast
+(AddConfig.precision), interleaved, and scoring questions per second. Every model shape of the profile, on
+addition batches (a subtraction batch costs the same).
 
-    python benchmarks/arith_throughput.py [--profile cpu] [--steps 40]
+    python benchmarks/arith_throughput.py [--profile cpu] [--steps 40] [--rounds 3]
 
 The arithmetic runs train with one thread each, side by side (jobs.train_runs): results then do not
 depend on the machine's core count. On an idle 2-core machine (2026-11-23) the 2-layer model took 84 ms per step on
@@ -20,10 +22,11 @@ import torch
 from mathtx_helpers.arith import addition
 from mathtx_helpers.arith import train as arith_train
 from mathtx_helpers.arith.config import AddConfig
+from mathtx_helpers.core import devices
 from mathtx_helpers.profiles import PROFILES
 
 
-def step_time(cfg: AddConfig, threads: int, steps: int) -> float:
+def step_time(cfg: AddConfig, threads: int, steps: int, precision: str = "fp32") -> float:
     torch.set_num_threads(threads)
     model = arith_train.build(cfg)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, betas=(0.9, 0.98), weight_decay=cfg.weight_decay,
@@ -35,7 +38,9 @@ def step_time(cfg: AddConfig, threads: int, steps: int) -> float:
             t0 = time.perf_counter()
         D, Dp = addition.training_batch(cfg.batch, n, rng, cfg.enrich_batches, cfg.enrich_pairs)
         tok = torch.from_numpy(addition.tokens(D, Dp))
-        loss = arith_train.loss_per_token(arith_train.answer_logits(model, tok, n), tok, n).mean()
+        with devices.autocast("cpu", precision):
+            logits = arith_train.answer_logits(model, tok, n)
+        loss = arith_train.loss_per_token(logits, tok, n).mean()
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
@@ -46,21 +51,33 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--profile", choices=list(PROFILES), default="cpu")
     parser.add_argument("--steps", type=int, default=40, help="timed training steps per measurement")
+    parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds of every variant (3)")
     args = parser.parse_args()
+    print(f"torch {torch.__version__}, AMX: {devices.has_amx()}")
+    variants = ((1, "fp32"), (2, "fp32"), (1, "bf16"))  # (threads, precision)
     for spec in PROFILES[args.profile].addition:
+        if spec.replicate:  # a second seed has its first seed's shape and cost
+            continue
         cfg = spec.config
         params = arith_train.build(cfg).n_params()
-        times = {t: step_time(cfg, t, args.steps) for t in (1, 2)}
-        print(f"{spec.name}: {params:,} parameters, batch {cfg.batch}: "
-              + ", ".join(f"{t} thread{'s' * (t > 1)} {1000 * s:.0f} ms/step" for t, s in times.items())
-              + f"; {cfg.steps:,} steps at 1 thread = {times[1] * cfg.steps / 60:.1f} min")
+        times: dict[tuple[int, str], list[float]] = {v: [] for v in variants}
+        for _ in range(args.rounds):  # interleaved: a shared machine's drift hits every variant alike
+            for v in variants:
+                times[v].append(step_time(cfg, v[0], args.steps, precision=v[1]))
+        best = {v: min(t) for v, t in times.items()}
+        print(f"{spec.name}: {params:,} parameters, batch {cfg.batch}, ms/step min / median of {args.rounds}: "
+              + ", ".join(f"{p} {t} thread{'s' * (t > 1)} {1000 * best[t, p]:.0f} / "
+                          f"{1000 * float(np.median(times[t, p])):.0f}" for t, p in variants)
+              + f"; bf16 / fp32 on 1 thread: {best[1, 'fp32'] / best[1, 'bf16']:.2f}x; {cfg.steps:,} steps at 1 "
+              f"thread = {best[1, 'fp32'] * cfg.steps / 60:.1f} min fp32, "
+              f"{best[1, 'bf16'] * cfg.steps / 60:.1f} min bf16")
         torch.set_num_threads(1)
         model = arith_train.build(cfg).eval()
         D, Dp = addition.sample(20_000, cfg.n_digits, np.random.default_rng(1))
         t0 = time.perf_counter()
         arith_train.score(model, D, Dp)
         rate = len(D) / (time.perf_counter() - t0)
-        print(f"  scoring (teacher-forced exact match), 1 thread: {rate:,.0f} questions/s")
+        print(f"  scoring (teacher-forced exact match, fp32), 1 thread: {rate:,.0f} questions/s")
 
 
 if __name__ == "__main__":

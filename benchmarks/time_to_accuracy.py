@@ -100,6 +100,8 @@ VARIANTS: list[Variant] = [
             "never HeadLoss (which today's uses for large logits)", fused_loss=False),
     Variant("bf16", MATRIX_RUNS, dict(precision="bf16"), "bf16 autocast (what 'auto' would pick if the rule "
             "allowed AVX-512-BF16 without AMX)"),
+    Variant("bf16", ("addition-2layer",), dict(precision="bf16"), "bf16 autocast of the training step (AddConfig "
+            "precision; the shipped runs train in fp32)"),
 ]
 # Measured by their learning curves in examples instead (benchmarks/sweep.py round 4, docs/benchmarks.md) and
 # left out here, as they learned less per example than today's recipe: B1999 eigen-decomposition outputs (3.8 %

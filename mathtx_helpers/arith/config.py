@@ -36,6 +36,7 @@ class DecoderConfig:
                 raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
 
 
+PRECISIONS = ("fp32", "bf16")  # a run's training precision (AddConfig.precision)
 LEGACY_KEYS = ("n_digits", "n_layers", "n_heads", "d_model", "d_head", "d_mlp", "batch", "steps", "lr",
                "weight_decay", "warmup_frac", "enrich_batches", "enrich_pairs", "log_every", "eval_every", "eval_size",
                "seed")
@@ -64,6 +65,9 @@ class AddConfig(runs.HashedConfig):
     # the ins1 route: the run folder name of a trained model whose embeddings, LayerNorms, heads and MLPs are
     # copied into the first layers and heads of this untrained one before training (arith/insertion.py)
     init_from: str = ""
+    # the training step's matmuls: "fp32", or "bf16" autocast (fp32 weights, optimizer and loss). No "auto": a run's
+    # name and bytes never depend on the machine it trains on. Evaluation and scoring stay in fp32.
+    precision: str = "fp32"
 
     LEGACY_KEYS = LEGACY_KEYS
     MODEL_CLASS = DecoderConfig
@@ -87,6 +91,8 @@ class AddConfig(runs.HashedConfig):
         for name in ("warmup_frac", "enrich_batches", "enrich_pairs", "sub_share"):
             if not 0 <= getattr(self, name) <= 1:
                 raise ValueError(f"{name} must be in [0, 1], got {getattr(self, name)}")
+        if self.precision not in PRECISIONS:
+            raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}")
 
     # the model's dimensions, read through (cfg.n_layers is cfg.model.n_layers)
     n_layers = property(lambda self: self.model.n_layers)

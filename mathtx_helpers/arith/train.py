@@ -13,7 +13,9 @@ of the steps, then cosine to 0. Accuracy is teacher-forced exact match over all 
 this equals greedy decoding). Each run trains on one thread, whatever the machine: the same seed then gives the
 same bytes on any CPU count. Two runs train side by side in separate processes (jobs.py), which on 2 cores
 takes about the same wall time as running them one after the other on two threads (2-layer model, idle 2-core
-machine: 84 ms per step on one thread, 49 ms on two; benchmarks/arith_throughput.py).
+machine: 84 ms per step on one thread, 49 ms on two; benchmarks/arith_throughput.py). AddConfig.precision="bf16"
+runs the training forward in bf16 autocast (weights, optimizer and the float64 loss unchanged): about 1.75x faster
+on an AMD EPYC with AVX-512-BF16; every shipped run is fp32.
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from ..core import runs, schedule
+from ..core import devices, runs, schedule
 from ..core.runs import bar_disabled, load_checkpoint
 from ..core.runs import folder_of as run_dir  # the one store of both tracks
 from ..core.runs import status_of as run_status
@@ -200,7 +202,9 @@ def _train(cfg: AddConfig, run: runs.Training, stop_after: int | None, progress:
             g["lr"] = learning_rate(cfg, step)
         D, Dp, op = training_batch(cfg, rng)
         tok = torch.from_numpy(addition.tokens(D, Dp, op))  # (B, 3n+4)
-        per_token = loss_per_token(answer_logits(model, tok, n), tok, n)  # (n+2,)
+        with devices.autocast("cpu", cfg.precision):
+            logits = answer_logits(model, tok, n)  # (B, n+2, d_vocab); bf16 under autocast
+        per_token = loss_per_token(logits, tok, n)  # (n+2,), in float64 whatever the precision
         loss = per_token.mean()
         opt.zero_grad(set_to_none=True)
         loss.backward()

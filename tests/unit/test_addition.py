@@ -221,8 +221,27 @@ def test_bad_configs_fail_before_any_work():
         arith_predict.test_set("hard", 10, N)
 
 
-def test_resume_is_bit_identical(data, one_thread):
-    cfg = AddConfig.from_dict(TINY)
+def test_precision_is_one_of_two_and_fp32_keeps_every_run_name():
+    with pytest.raises(ValueError, match="precision must be one of fp32, bf16, got 'auto'"):
+        AddConfig(precision="auto")  # no machine-dependent choice: a run's name says what it trains in
+    assert AddConfig(precision="fp32").key == AddConfig().key
+    assert AddConfig(precision="bf16").key != AddConfig().key
+
+
+def test_bf16_autocast_changes_the_training_arithmetic_only(data, one_thread):
+    fp32 = AddConfig.from_dict(TINY)
+    bf16 = fp32.replace(precision="bf16")
+    a = torch.load(arith_train.train(fp32, progress=False) / "checkpoint.pt", weights_only=False)["model"]
+    b = torch.load(arith_train.train(bf16, progress=False) / "checkpoint.pt", weights_only=False)["model"]
+    assert all(w.dtype == torch.float32 and torch.isfinite(w).all() for w in b.values())  # fp32 master weights
+    assert any(not torch.equal(a[k], b[k]) for k in a)  # the matmuls ran in bf16
+    close = [torch.allclose(a[k], b[k], atol=0.05, rtol=0.05) for k in a]  # the same run, to bf16's rounding
+    assert sum(close) >= 0.9 * len(close)
+
+
+@pytest.mark.parametrize("precision", ["fp32", "bf16"])
+def test_resume_is_bit_identical(data, one_thread, precision):
+    cfg = AddConfig.from_dict({**TINY, "precision": precision})
     full = arith_train.train(cfg, progress=False)
     final = torch.load(full / "checkpoint.pt", weights_only=False)
     metrics = (full / "metrics.jsonl").read_text()
