@@ -92,16 +92,13 @@ class Variant:
     fused_loss: bool = True
 
 
-MATRIX_RUNS = tuple(r for r in CANONICAL if not r.startswith("addition"))
 VARIANTS: list[Variant] = [
     # only where the engines differ: the other matrix runs' logits are below Seq2Seq.FUSED_LOSS_MIN, so their
     # plain-loss run would be today's run again, byte for byte
     Variant("plain-loss", ("eigenvectors",), {}, "the engine before issue 13: F.cross_entropy on the logits, "
             "never HeadLoss (which today's uses for large logits)", fused_loss=False),
-    Variant("bf16", MATRIX_RUNS, dict(precision="bf16"), "bf16 autocast (what 'auto' would pick if the rule "
-            "allowed AVX-512-BF16 without AMX)"),
-    Variant("bf16", ("addition-2layer",), dict(precision="bf16"), "bf16 autocast of the training step (AddConfig "
-            "precision; the shipped runs train in fp32)"),
+    Variant("bf16", CANONICAL, dict(precision="bf16"), "bf16 autocast (matrix runs: what 'auto' would pick if the "
+            "rule allowed AVX-512-BF16 without AMX; addition: AddConfig.precision, the shipped runs are fp32)"),
 ]
 # Measured by their learning curves in examples instead (benchmarks/sweep.py round 4, docs/benchmarks.md) and
 # left out here, as they learned less per example than today's recipe: B1999 eigen-decomposition outputs (3.8 %

@@ -103,6 +103,16 @@ class Profile:
             raise ValueError(f"profile {self.name} has no run family {family!r}; families: {families}")
         return out
 
+    def configs_by_seed(self, families: dict[str, str]) -> dict:
+        """seed -> {label: config} for a notebook's models (label -> run family, e.g. {'2-layer': 'addition-2layer'}),
+        for every seed of the first family, first seed first; every family must have those seeds."""
+        reps = {label: self.replicates(family) for label, family in families.items()}
+        seeds = list(next(iter(reps.values())))
+        for label, r in reps.items():
+            if list(r) != seeds:
+                raise ValueError(f"run family {families[label]!r} has seeds {list(r)}, the first family {seeds}")
+        return {k: {label: r[k].config for label, r in reps.items()} for k in seeds}
+
 
 def _runs(base: dict, eigenvalues: dict, eigenvectors: dict, inversion: dict, test_size: int,
           seeds: tuple[int, ...] = (0,)) -> tuple[RunSpec, ...]:

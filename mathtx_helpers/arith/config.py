@@ -11,7 +11,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass, field
 
-from ..core import runs
+from ..core import devices, runs
 from . import addition
 
 
@@ -36,7 +36,7 @@ class DecoderConfig:
                 raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
 
 
-PRECISIONS = ("fp32", "bf16")  # a run's training precision (AddConfig.precision)
+PRECISIONS = tuple(p for p in devices.PRECISIONS if p != "auto")  # AddConfig.precision: no machine-dependent "auto"
 LEGACY_KEYS = ("n_digits", "n_layers", "n_heads", "d_model", "d_head", "d_mlp", "batch", "steps", "lr",
                "weight_decay", "warmup_frac", "enrich_batches", "enrich_pairs", "log_every", "eval_every", "eval_size",
                "seed")

@@ -55,6 +55,22 @@ def answer_logits(model: Decoder, tok: torch.Tensor, n: int) -> torch.Tensor:
     return model(tok)[:, addition.answer_slice(n)]
 
 
+def training_loss(model: Decoder, tok: torch.Tensor, n: int, precision: str = "fp32") -> torch.Tensor:
+    """(n+2,) the training step's loss per answer token: the forward in `precision` (bf16: autocast, the weights
+    stay fp32), the loss in float64 whatever the precision."""
+    with devices.autocast("cpu", precision):
+        logits = answer_logits(model, tok, n)  # (B, n+2, d_vocab)
+    return loss_per_token(logits, tok, n)
+
+
+def wall_time(metrics: list[dict]) -> str:
+    """A finished run's training time from its metrics lines: '12,000 steps in 25.4 min of wall time (127 ms per
+    step)'."""
+    last = metrics[-1]
+    return (f"{last['step']:,} steps in {last['seconds'] / 60:.1f} min of wall time "
+            f"({last['seconds'] / last['step'] * 1000:.0f} ms per step)")
+
+
 def loss_per_token(logits: torch.Tensor, tok: torch.Tensor, n: int) -> torch.Tensor:
     """(n+2,) mean negative log-likelihood of each answer token (sign, A(n) .. A0) over the batch."""
     target = tok[:, 2 * n + 2:]  # (B, n+2)
@@ -202,9 +218,7 @@ def _train(cfg: AddConfig, run: runs.Training, stop_after: int | None, progress:
             g["lr"] = learning_rate(cfg, step)
         D, Dp, op = training_batch(cfg, rng)
         tok = torch.from_numpy(addition.tokens(D, Dp, op))  # (B, 3n+4)
-        with devices.autocast("cpu", cfg.precision):
-            logits = answer_logits(model, tok, n)  # (B, n+2, d_vocab); bf16 under autocast
-        per_token = loss_per_token(logits, tok, n)  # (n+2,), in float64 whatever the precision
+        per_token = training_loss(model, tok, n, cfg.precision)  # (n+2,)
         loss = per_token.mean()
         opt.zero_grad(set_to_none=True)
         loss.backward()

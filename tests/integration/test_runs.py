@@ -221,6 +221,12 @@ def test_seed_replicates_differ_only_by_their_seed():
         assert list(p.replicates("inversion")) == [0]
         with pytest.raises(ValueError, match="families: eigenvalues-semicircle"):
             p.replicates("eigenvectors-seed1")
+        by_seed = p.configs_by_seed({"2-layer": "addition-2layer", "1-layer": "addition-1layer"})
+        assert {k: {label: c.name for label, c in d.items()} for k, d in by_seed.items()} == {
+            k: {"2-layer": p.replicates("addition-2layer")[k].config.name,
+                "1-layer": p.replicates("addition-1layer")[k].config.name} for k in (0, 1)}
+        with pytest.raises(ValueError, match="run family 'inversion' has seeds \\[0\\]"):
+            p.configs_by_seed({"vec": "eigenvectors", "inv": "inversion"})
 
 
 def test_a_field_added_at_its_default_renames_no_run():

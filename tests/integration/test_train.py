@@ -338,10 +338,10 @@ def test_cli_profiles_lists_the_smoke_runs(tmp_path):
     assert r.returncode == 0, r.stderr
     smoke = profiles.get_profile("smoke")
     assert len(smoke.runs) == 17  # 7 eigenvalue runs and an eigen-decomposition run per seed (2), inversion
-    run_lines = [line.split() for line in r.stdout.splitlines() if line.startswith("   ")]
+    lines = [line for line in r.stdout.splitlines() if line.startswith("   ")]
+    run_lines = [line.split() for line in lines]
     assert [fields[0] for fields in run_lines] == [spec.name for spec in smoke.runs + smoke.addition]
     assert all(fields[1] == "missing" for fields in run_lines)  # the temporary data folder is empty
-    lines = [line for line in r.stdout.splitlines() if line.startswith("   ")]
     assert len({line.index(f[1]) for line, f in zip(lines, run_lines, strict=True)}) == 1  # one column, long names too
     assert not (tmp_path / "data").exists() or not any((tmp_path / "data").rglob("*.pt"))
 
