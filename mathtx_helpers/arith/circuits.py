@@ -17,7 +17,7 @@ import pandas as pd
 import torch
 
 from . import addition, pairs
-from .decoder import Decoder, Hooks
+from .decoder import Decoder, Hooks, Prefix, prefix_names
 
 # Bump when an analysis below changes what it returns: cached tables (arith_train.cached_table) carry it.
 VERSION = 1
@@ -28,18 +28,52 @@ VERSION = 1
 
 
 @torch.no_grad()
-def answers(model: Decoder, tok: np.ndarray | torch.Tensor, hooks: Hooks | None = None,
-            start: tuple[int, torch.Tensor] | None = None) -> np.ndarray:
-    """(B, n+2) teacher-forced argmax at the answer positions: sign, A(n) .. A0 (token order). start: see
-    Decoder.forward (begin at block l from its captured input, when nothing earlier is patched)."""
+def answers(model: Decoder, tok: np.ndarray | torch.Tensor, hooks: Hooks | None = None) -> np.ndarray:
+    """(B, n+2) teacher-forced argmax at the answer positions: sign, A(n) .. A0 (token order)."""
     tok = torch.as_tensor(tok)
     n = addition.digits_of(tok.shape[1])
-    return model(tok, hooks, start)[:, addition.answer_slice(n)].argmax(-1).numpy()
+    return model(tok, hooks)[:, addition.answer_slice(n)].argmax(-1).numpy()
 
 
 def _inputs(model: Decoder) -> list[str]:
-    """The names of every block's input (the `start` points of later-node ablations)."""
+    """The names of every block's input (Decoder.forward's `start` points)."""
     return [f"L{l}.resid_pre" for l in range(model.cfg.n_layers)]
+
+
+@dataclass
+class _Clean:
+    """An unpatched run of some questions, kept so that a patched run recomputes only what its patch can change:
+    the blocks from the first patched one, the positions from the patched one (Decoder.forward's start and
+    prefix). The answers come out the same as a full patched pass's (tested)."""
+
+    tok: torch.Tensor  # (B, T)
+    cache: dict[str, torch.Tensor]  # every block's input, keys and values, and what else was asked
+    pred: np.ndarray  # (B, n+2) its answers
+
+
+@torch.no_grad()
+def _clean_run(model: Decoder, tok: np.ndarray, extra: list[str] | tuple[str, ...] = ()) -> _Clean:
+    tok = torch.as_tensor(tok)
+    hooks = Hooks(capture=set(_inputs(model) + prefix_names(model.cfg.n_layers) + list(extra)))
+    logits = model(tok, hooks)
+    answer = addition.answer_slice(addition.digits_of(tok.shape[1]))
+    return _Clean(tok, hooks.cache, logits[:, answer].argmax(-1).numpy())
+
+
+@torch.no_grad()
+def _patched_from(model: Decoder, clean: _Clean, q: int, first: int, patch: dict) -> np.ndarray:
+    """(B, n+2) answers of the clean questions with `patch` applied in block `first` or later at position q or
+    later: patch functions see positions q.. only (index 0 is position q). Only blocks first.. at positions q..
+    are computed; the answer tokens predicted before q are the clean run's (causal attention)."""
+    s = addition.answer_slice(addition.digits_of(clean.tok.shape[1]))
+    if q >= s.stop:  # no answer token is predicted at or after q
+        return clean.pred.copy()
+    start = (first, clean.cache[f"L{first}.resid_pre"][:, q:])
+    logits = model(clean.tok, Hooks(patch=patch), start, Prefix.of(clean.cache, q, model.cfg.n_layers))  # (B, T-q, V)
+    pred = clean.pred.copy()
+    lo = max(q, s.start)
+    pred[:, lo - s.start:] = logits[:, lo - q:s.stop - q].argmax(-1).numpy()
+    return pred
 
 
 def wrong_digits(pred: np.ndarray, tok: np.ndarray) -> np.ndarray:
@@ -99,11 +133,13 @@ def position_ablation(model: Decoder, tok: np.ndarray, min_share: float = 0.01) 
     """Per token position: overwrite the residual stream there, after every block, with its mean over the
     questions; the share of questions answered wrongly and the answer digits that break."""
     L, n = model.cfg.n_layers, addition.digits_of(tok.shape[1])
-    means = {k: v.mean(0) for k, v in capture(model, tok, [f"L{l}.resid_post" for l in range(L)]).items()}
+    names = [f"L{l}.resid_post" for l in range(L)]
+    clean = _clean_run(model, tok, names)
+    means = {k: clean.cache[k].mean(0) for k in names}
     rows = []
     for p, name in enumerate(addition.position_names(n)):
-        hooks = Hooks(patch={key: _replace((slice(None), p), mean[p]) for key, mean in means.items()})
-        wrong = wrong_digits(answers(model, tok, hooks), tok)
+        patch = {key: _replace((slice(None), 0), mean[p]) for key, mean in means.items()}  # 0: position p
+        wrong = wrong_digits(_patched_from(model, clean, p, 0, patch), tok)
         rows.append({"position": p, "token": name, "fail %": 100 * wrong.any(1).mean(),
                      "impact": _impact(wrong, n, min_share)})
     return pd.DataFrame(rows)
@@ -115,30 +151,31 @@ def node_names(model: Decoder) -> list[str]:
     return [name for l in range(cfg.n_layers) for name in [f"L{l}H{h}" for h in range(cfg.n_heads)] + [f"L{l}M"]]
 
 
-def _node_patch(node: str, p: int, mean: dict[str, torch.Tensor]) -> dict:
-    """Patch that mean-ablates one node (a head's z, or the whole MLP's hidden layer) at position p."""
+def _node_patch(node: str, p: int, mean: dict[str, torch.Tensor], at: int | None = None) -> dict:
+    """Patch that mean-ablates one node (a head's z, or the whole MLP's hidden layer) at position p (found at
+    index `at` of the patched tensors: 0 in a pass that starts at p, _patched_from)."""
     layer, h = _parse_node(node)
+    at = p if at is None else at
     if h is None:
         key = f"L{layer}.mlp.post"
-        return {key: _replace((slice(None), p), mean[key][p])}
+        return {key: _replace((slice(None), at), mean[key][p])}
     key = f"L{layer}.attn.z"
-    return {key: _replace((slice(None), p, h), mean[key][p, h])}
+    return {key: _replace((slice(None), at, h), mean[key][p, h])}
 
 
 def node_ablation(model: Decoder, tok: np.ndarray, positions: list[int], min_share: float = 0.01) -> pd.DataFrame:
     """For each position and node (every head, every MLP layer): mean-ablate the node there; the share of
     questions answered wrongly and the answer digits it breaks. Means are per layer and per position."""
     L, n = model.cfg.n_layers, addition.digits_of(tok.shape[1])
-    cache = capture(model, tok, [f"L{l}.attn.z" for l in range(L)] + [f"L{l}.mlp.post" for l in range(L)]
-                    + _inputs(model))
-    mean = {k: v.mean(0) for k, v in cache.items()}
+    ablated = [f"L{l}.attn.z" for l in range(L)] + [f"L{l}.mlp.post" for l in range(L)]
+    clean = _clean_run(model, tok, ablated)
+    mean = {k: clean.cache[k].mean(0) for k in ablated}
     names = addition.position_names(n)
     rows = []
     for p in positions:
         for node in node_names(model):
-            layer = _parse_node(node)[0]
-            start = (layer, cache[f"L{layer}.resid_pre"])  # the blocks before the node's are not recomputed
-            wrong = wrong_digits(answers(model, tok, Hooks(patch=_node_patch(node, p, mean)), start), tok)
+            layer = _parse_node(node)[0]  # neither the blocks before the node's nor the positions before p rerun
+            wrong = wrong_digits(_patched_from(model, clean, p, layer, _node_patch(node, p, mean, at=0)), tok)
             rows.append({"position": p, "token": names[p], "node": node, "fail %": 100 * wrong.any(1).mean(),
                          "impact": _impact(wrong, n, min_share),
                          **{f"wrong {lab} %": 100 * w for lab, w in zip(_digit_labels(n), wrong.mean(0), strict=True)}})
@@ -207,17 +244,19 @@ def patch_nodes(model: Decoder, clean_tok: np.ndarray, store_tok: np.ndarray, no
 
 
 def _patched_answers(model: Decoder, clean_tok: np.ndarray, stored: dict[str, torch.Tensor], nodes: tuple[str, ...],
-                     position: int, inputs: dict[str, torch.Tensor] | None = None) -> np.ndarray:
-    """inputs: the clean questions' captured block inputs, to skip the blocks before the first patched one."""
+                     position: int, clean: _Clean | None = None) -> np.ndarray:
+    """clean: the clean questions' unpatched run, to recompute only the blocks from the first patched one and the
+    positions from `position` (_patched_from); without it, the full pass."""
     heads: dict[int, list[int]] = {}
     for node in nodes:
         layer, h = _parse_node(node)
         heads.setdefault(layer, []).append(h)
-    patch = {f"L{l}.attn.z": _replace((slice(None), position, hs), stored[f"L{l}.attn.z"][:, position, hs])
+    at = 0 if clean is not None else position
+    patch = {f"L{l}.attn.z": _replace((slice(None), at, hs), stored[f"L{l}.attn.z"][:, position, hs])
              for l, hs in heads.items()}
-    first = min(heads)
-    start = (first, inputs[f"L{first}.resid_pre"]) if inputs is not None else None
-    return answers(model, clean_tok, Hooks(patch=patch), start)
+    if clean is None:
+        return answers(model, clean_tok, Hooks(patch=patch))
+    return _patched_from(model, clean, position, min(heads), patch)
 
 
 def candidates(model: Decoder, max_heads: int = 2) -> list[tuple[str, ...]]:
@@ -252,7 +291,7 @@ class _Pairs:
     clean: np.ndarray
     stored: dict[str, torch.Tensor]
     want: np.ndarray
-    inputs: dict[str, torch.Tensor]  # the clean questions' block inputs (Decoder.forward's `start`)
+    run: _Clean  # the clean questions' unpatched run (_patched_from)
 
 
 def _prepare(model: Decoder, kind: str, k: int, size: int, rng: np.random.Generator) -> _Pairs | None:
@@ -270,8 +309,7 @@ def _prepare(model: Decoder, kind: str, k: int, size: int, rng: np.random.Genera
     want = ct[:, 2 * n + 2:].copy()
     want[:, col] = expected[ok]
     stored = capture(model, st, [f"L{l}.attn.z" for l in range(model.cfg.n_layers)])
-    inputs = capture(model, ct, _inputs(model))
-    return _Pairs(kind, k, pairs.predicted_at(kind, k, n), col, ct, stored, want, inputs)
+    return _Pairs(kind, k, pairs.predicted_at(kind, k, n), col, ct, stored, want, _clean_run(model, ct))
 
 
 def _run(model: Decoder, pr: _Pairs, nodes_to_try: list[tuple[str, ...]], positions: list[int]) -> list[Test]:
@@ -281,7 +319,7 @@ def _run(model: Decoder, pr: _Pairs, nodes_to_try: list[tuple[str, ...]], positi
             raise ValueError(f"a node at P{q} cannot influence {pairs.label(pr.kind, pr.k)}, which is predicted "
                              f"at P{pr.p}")
         for nodes in nodes_to_try:
-            pred = _patched_answers(model, pr.clean, pr.stored, nodes, q, pr.inputs)
+            pred = _patched_answers(model, pr.clean, pr.stored, nodes, q, pr.run)
             tests.append(Test(pr.kind, pr.k, q, nodes, strong=float((pred == pr.want).all(1).mean()),
                               weak=float((pred[:, pr.col] == pr.want[:, pr.col]).mean())))
     return sorted(tests, key=lambda t: (-t.strong, len(t.nodes), t.nodes))

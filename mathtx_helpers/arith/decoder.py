@@ -8,6 +8,7 @@ positions, untied unembedding, biases everywhere), written out so the interpreta
 overwrite any intermediate value. Every forward pass takes an optional `Hooks`:
 
     L{l}.resid_pre      (B, T, C)        residual stream entering block l (L0.resid_pre = embeddings)
+    L{l}.attn.k, .v     (B, H, T, dh)    keys and values (Prefix: a later pass computes positions q.. alone)
     L{l}.attn.pattern   (B, H, T, T)     attention weights (query x key)
     L{l}.attn.z         (B, T, H, dh)    per-head attention-weighted values, before W_O
     L{l}.attn.result    (B, T, H, C)     per-head output (z @ W_O[h]), what a head writes to the stream
@@ -31,7 +32,7 @@ from torch import nn
 
 from .config import DecoderConfig
 
-__all__ = ["Decoder", "DecoderConfig", "Hooks"]
+__all__ = ["Decoder", "DecoderConfig", "Hooks", "Prefix"]
 
 
 @dataclass
@@ -52,6 +53,24 @@ class Hooks:
         return x
 
 
+@dataclass
+class Prefix:
+    """The keys and values of positions 0 .. q-1 of an unpatched run, per layer (each (B, H, q, dh)): what a pass
+    that changes nothing before position q needs to compute the positions q.. alone (Decoder.forward)."""
+
+    q: int
+    kv: list[tuple[torch.Tensor, torch.Tensor]]
+
+    @classmethod
+    def of(cls, cache: dict[str, torch.Tensor], q: int, n_layers: int) -> Prefix:
+        """From a capture of every layer's 'L{l}.attn.k' and 'L{l}.attn.v' (prefix_names)."""
+        return cls(q, [(cache[f"L{l}.attn.k"][:, :, :q], cache[f"L{l}.attn.v"][:, :, :q]) for l in range(n_layers)])
+
+
+def prefix_names(n_layers: int) -> list[str]:
+    return [f"L{l}.attn.{x}" for l in range(n_layers) for x in "kv"]
+
+
 class Attention(nn.Module):
     def __init__(self, cfg: DecoderConfig):
         super().__init__()
@@ -64,11 +83,19 @@ class Attention(nn.Module):
         self.register_buffer("mask", torch.triu(torch.ones(cfg.n_ctx, cfg.n_ctx, dtype=torch.bool), 1),
                              persistent=False)
 
-    def forward(self, x: torch.Tensor, hooks: Hooks | None, prefix: str) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, hooks: Hooks | None, prefix: str,
+                kv: tuple[torch.Tensor, torch.Tensor] | None = None) -> torch.Tensor:
+        """x (B, T, C): every position, or with kv = the earlier positions' keys and values (B, H, q, dh) each,
+        the positions q .. q+T-1 only."""
         B, T, _ = x.shape
         q, k, v = self.W_QKV(x).view(B, T, 3, self.H, self.dh).permute(2, 0, 3, 1, 4)  # 3 x (B, H, T, dh)
-        att = (q @ k.transpose(-2, -1)) * (1.0 / math.sqrt(self.dh))  # (B, H, T, T)
-        att = att.masked_fill(self.mask[:T, :T], float("-inf")).softmax(-1)
+        if hooks is not None:
+            k, v = hooks(f"{prefix}.k", k), hooks(f"{prefix}.v", v)
+        if kv is not None:
+            k, v = torch.cat([kv[0], k], 2), torch.cat([kv[1], v], 2)  # (B, H, q + T, dh)
+        Tk = k.shape[2]
+        att = (q @ k.transpose(-2, -1)) * (1.0 / math.sqrt(self.dh))  # (B, H, T, Tk)
+        att = att.masked_fill(self.mask[Tk - T:Tk, :Tk], float("-inf")).softmax(-1)
         if hooks is not None:
             att = hooks(f"{prefix}.pattern", att)
         z = (att @ v).transpose(1, 2)  # (B, T, H, dh)
@@ -87,8 +114,9 @@ class Block(nn.Module):
         self.attn = Attention(cfg)
         self.W_in, self.W_out = nn.Linear(cfg.d_model, cfg.d_mlp), nn.Linear(cfg.d_mlp, cfg.d_model)
 
-    def forward(self, x: torch.Tensor, hooks: Hooks | None, layer: int) -> torch.Tensor:
-        x = x + self.attn(self.ln1(x), hooks, f"L{layer}.attn")
+    def forward(self, x: torch.Tensor, hooks: Hooks | None, layer: int,
+                kv: tuple[torch.Tensor, torch.Tensor] | None = None) -> torch.Tensor:
+        x = x + self.attn(self.ln1(x), hooks, f"L{layer}.attn", kv)
         h = F.relu(self.W_in(self.ln2(x)))  # (B, T, d_mlp)
         if hooks is not None:
             h = hooks(f"L{layer}.mlp.post", h)
@@ -111,18 +139,26 @@ class Decoder(nn.Module):
                     nn.init.zeros_(m.bias)
 
     def forward(self, tokens: torch.Tensor, hooks: Hooks | None = None,
-                start: tuple[int, torch.Tensor] | None = None) -> torch.Tensor:
+                start: tuple[int, torch.Tensor] | None = None, prefix: Prefix | None = None) -> torch.Tensor:
         """tokens (B, T) -> logits (B, T, V); the logits at p predict the token at p + 1.
         start = (l, resid_pre of block l for these tokens, as captured) skips the blocks before l: the same
-        bytes as the full pass when nothing before block l is patched (ablations of later nodes use it)."""
+        bytes as the full pass when nothing before block l is patched (ablations of later nodes use it).
+        prefix (Prefix.of a run of the same tokens) computes the positions q .. T-1 only, from the unpatched
+        run's keys and values before q: logits (B, T - q, V), and every hook sees positions q.. (index 0 = q); the
+        same bytes as the full pass's positions q.. when nothing before q is patched (causal attention: no
+        position before q can see a change at q). With both, start's input holds the positions q.. only."""
         T = tokens.shape[1]
-        first, x = start if start is not None else (0, self.embed(tokens) + self.pos.weight[:T])  # (B, T, C)
+        q0 = prefix.q if prefix is not None else 0
+        if start is not None:
+            first, x = start
+        else:
+            first, x = 0, (self.embed(tokens) + self.pos.weight[:T])[:, q0:]  # (B, T - q0, C)
         for layer, block in enumerate(self.blocks):
             if layer < first:
                 continue
             if hooks is not None:
                 x = hooks(f"L{layer}.resid_pre", x)
-            x = block(x, hooks, layer)
+            x = block(x, hooks, layer, prefix.kv[layer] if prefix is not None else None)
             if hooks is not None:
                 x = hooks(f"L{layer}.resid_post", x)
         return self.unembed(self.ln_f(x))
@@ -134,6 +170,7 @@ class Decoder(nn.Module):
 def hook_names(cfg: DecoderConfig) -> list[str]:
     names = []
     for layer in range(cfg.n_layers):
-        names += [f"L{layer}.{s}" for s in ("resid_pre", "attn.pattern", "attn.z", "attn.result", "mlp.post",
+        names += [f"L{layer}.{s}" for s in ("resid_pre", "attn.k", "attn.v", "attn.pattern", "attn.z", "attn.result",
+                                            "mlp.post",
                                             "resid_post")]
     return names

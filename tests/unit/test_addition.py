@@ -16,7 +16,7 @@ from mathtx_helpers.arith import addition, circuits
 from mathtx_helpers.arith import predict as arith_predict
 from mathtx_helpers.arith import train as arith_train
 from mathtx_helpers.arith.config import AddConfig
-from mathtx_helpers.arith.decoder import Decoder, DecoderConfig, Hooks, hook_names
+from mathtx_helpers.arith.decoder import Decoder, DecoderConfig, Hooks, Prefix, hook_names, prefix_names
 from mathtx_helpers.core import runs
 
 N = 5
@@ -127,6 +127,56 @@ def test_starting_at_a_later_block_gives_the_full_passs_bytes(model, tok):
         assert torch.equal(model(t, Hooks(patch=patch), start=(1, inputs["L1.resid_pre"])), full)
         assert torch.equal(model(t, start=(0, inputs["L0.resid_pre"])), model(t))
         assert not torch.equal(full, model(t))  # the patch did change something: the test reads a real change
+
+
+@pytest.mark.parametrize("q", [1, 9, 12, 17])
+def test_a_pass_from_a_prefix_gives_the_full_passs_later_positions(model, tok, q):
+    """Decoder.forward(prefix=...) computes positions q.. alone from the clean run's keys and values: what the
+    full pass computes there, with a patch at q or later too."""
+    t = torch.from_numpy(tok)
+    L = model.cfg.n_layers
+    cache = circuits.capture(model, tok, prefix_names(L) + ["L1.resid_pre"])
+    prefix = Prefix.of(cache, q, L)
+
+    def halve_from(at):
+        def patch(z):
+            z = z.clone()
+            z[:, at:] *= 0.5
+            return z
+        return patch
+
+    with torch.no_grad():
+        full = model(t, Hooks(patch={"L1.attn.z": halve_from(q)}))
+        suffix = model(t, Hooks(patch={"L1.attn.z": halve_from(0)}), start=(1, cache["L1.resid_pre"][:, q:]),
+                       prefix=prefix)
+        assert suffix.shape == (len(tok), t.shape[1] - q, model.cfg.d_vocab)
+        torch.testing.assert_close(suffix, full[:, q:], rtol=1e-6, atol=1e-6)
+        torch.testing.assert_close(model(t, prefix=prefix), model(t)[:, q:], rtol=1e-6, atol=1e-6)
+        assert not torch.allclose(full[:, q:], model(t)[:, q:])  # the patch changed something: a real test
+
+
+def test_patched_runs_from_the_clean_run_answer_as_the_full_pass(model, tok):
+    """_patched_from (the ablations' and interventions' shortcut) against the full patched pass, for a patch in
+    every block at every position, and an intervention's head pair."""
+    other = addition.tokens(*addition.sample(len(tok), N, np.random.default_rng(2)))
+    names = [f"L{l}.attn.z" for l in range(model.cfg.n_layers)]
+    clean = circuits._clean_run(model, tok, names)
+    stored = circuits.capture(model, other, names)
+    np.testing.assert_array_equal(clean.pred, circuits.answers(model, tok))
+    changed = 0
+    for p in range(tok.shape[1]):
+        for layer in range(model.cfg.n_layers):
+            key = f"L{layer}.attn.z"
+            patch = {key: circuits._replace((slice(None), p), stored[key][:, p])}
+            full = circuits.answers(model, tok, Hooks(patch=patch))
+            short = circuits._patched_from(model, clean, p, layer,
+                                           {key: circuits._replace((slice(None), 0), stored[key][:, p])})
+            np.testing.assert_array_equal(short, full)
+            changed += int((full != clean.pred).any())
+        nodes = ("L0H1", "L1H2")
+        np.testing.assert_array_equal(circuits._patched_answers(model, tok, stored, nodes, p, clean),
+                                      circuits._patched_answers(model, tok, stored, nodes, p))
+    assert changed > 0  # some patches did change answers
 
 
 def test_later_node_ablations_skip_nothing_they_need(model, tok):
