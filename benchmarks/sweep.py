@@ -24,6 +24,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from mathtx_helpers import profiles  # noqa: E402
 from mathtx_helpers.matrix.config import RunConfig  # noqa: E402
 
 # The cpu profile's base as of the sweep (n=3, FP15 upper triangle -> P1000, d128, 4 heads, 2+1 layers).
@@ -34,6 +35,10 @@ BASE = dict(n=3, d_model=128, n_heads=4, enc_layers=2, dec_layers=1, batch=256, 
 # The cpu profile's eigenvalue recipe on top of BASE (d64, batch 64, 300-problem evaluations, 1,000 warm-up steps):
 # what rounds 4 and 5 change one thing of
 SMALL = dict(d_model=64, batch=64, eval_size=300, warmup=1000)
+
+
+# the cpu profile's eigen-decomposition run as it is shipped (models/cpu/eigenvectors.npz), flattened
+_PROFILE_EIGENVECTORS = profiles.get_profile("cpu").run("eigenvectors").config.flat()
 
 
 def _cfg(task: str, examples: int, eval_every: int, **kw) -> dict:
@@ -130,6 +135,24 @@ CANDIDATES: dict[str, dict] = {
     **{f"val5-{sp}-3+1": _cfg("eigenvalues", 1_000_000, 50_000, spectrum=sp, **SMALL, precision="auto",
                               enc_layers=3)
        for sp in ("positive", "marcenko", "semicircle")},
+    # round 6: the input encoding. Every earlier candidate read FP15 inputs (one token per number from a
+    # 29,128-word table, a row each for every sign x mantissa x exponent: each row is seen a few hundred times in
+    # 1M examples and learns its number's value alone). P1000 inputs write a number as sign, mantissa (0-999)
+    # and exponent tokens (3 tokens a number, 20 source tokens for an upper triangle instead of 8) from 1,328
+    # words shared by all numbers: the same 3 significant digits, the same verifier. fp32, seed 0 unless named.
+    **{f"val6-{sp}-P1000in{'-seed1' if seed else ''}": _cfg(
+        "eigenvalues", 1_000_000, 50_000, spectrum=sp, **SMALL, input_encoding="P1000", seed=seed)
+       for sp, seed in (("positive2", 0), ("gaussian", 0), ("laplace", 0), ("semicircle", 0), ("marcenko", 0),
+                        ("uniform", 0), ("positive", 0), ("positive2", 1), ("gaussian", 1))},
+    # the same input encoding for the eigen-decomposition (round 4d's vec4-P1000 with P1000 inputs)
+    "vec6-P1000in": _cfg("eigenvectors", 400_000, 50_000, batch=128, lr=1e-3, warmup=600, enc_layers=3,
+                         dec_layers=2, input_encoding="P1000"),
+    # ... and on the cpu profile's own eigen-decomposition run (1.8M-example cosine schedule, evaluated every 100k
+    # on 500 problems), P1000 inputs its one change: its curve reads against the shipped run's metrics.jsonl
+    **{f"vec6-profile-P1000in{'-seed1' if seed else ''}": {**_PROFILE_EIGENVECTORS, "input_encoding": "P1000",
+                                                             "precision": "fp32", "seed": seed} for seed in (0, 1)},
+    # ... and on 3x3 inversion (round 4c's inv4-today, 300k examples, with P1000 inputs: 29 source tokens)
+    "inv6-P1000in": _cfg("inversion", 300_000, 25_000, upper=False, **SMALL, input_encoding="P1000"),
 }
 
 WORKER = """

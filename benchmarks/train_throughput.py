@@ -15,6 +15,7 @@ What it measures (sections, pick with --only a,b,c,d)
        2048x256 @ 256x1024 matmul in fp32 and in bf16 at the same thread count: how close to the machine's
        limit a step runs. Also which precision resolve_precision('auto', cpu) picks, and why.
     g  Each run of the `gpu` profile (distinct shapes once), meant for --device cuda.
+    --input-encoding P1000 measures every section with P1000 inputs (3 tokens a number) instead of FP15.
     Sections a, c and g run at the largest thread count of --threads (what a training run uses); b and d run at
     every thread count. torch.set_num_threads sets the count; the numpy work (problem generation) is small.
     --device cuda measures on the GPU (threads then only drive problem generation; peak memory is
@@ -74,6 +75,7 @@ import torch
 from mathtx_helpers import profiles
 from mathtx_helpers.core import devices
 from mathtx_helpers.matrix import tasks
+from mathtx_helpers.matrix.encoding import ENCODINGS
 from mathtx_helpers.matrix.model import ATTENTION_IMPLS, Seq2Seq, resolve_attention
 from mathtx_helpers.matrix.train import (
     Codec,
@@ -161,6 +163,8 @@ class Bench:
     def measure(self, section: str, label: str, cfg: RunConfig, threads: int, offset: int,
                 evaluate: bool = True) -> Row:
         """Train (and evaluate) cfg at `threads`; cached by (label, threads) so that d reuses b and c."""
+        if self.args.input_encoding:
+            cfg = cfg.replace(input_encoding=self.args.input_encoding)
         key = (label, threads)
         if key in self.cache and (not evaluate or self.cache[key].eval_passes):
             return self.cache[key]
@@ -388,6 +392,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="fp32 training loss: fused (model.HeadLoss, what training uses) or plain "
                              "F.cross_entropy on the logits (the engine before issue 13)")
     parser.add_argument("--seed", type=int, default=0, help="seed for weights and training problems (0)")
+    parser.add_argument("--input-encoding", choices=ENCODINGS, default=None,
+                        help="measure every configuration with this input encoding instead of its own (FP15 in "
+                             "all of them): the round-6 lever, P1000 inputs")
     parser.add_argument("--device", default="cpu", help="cpu (default) or cuda, cuda:1 ...")
     args = parser.parse_args(argv)
     try:
@@ -431,6 +438,8 @@ def main(argv: list[str] | None = None) -> int:
           f"{platform.processor() or platform.machine()}  {cpu_flags()}")
     if device.type == "cuda":
         print(f"device {torch.cuda.get_device_name(device)}")
+    if args.input_encoding:
+        print(f"input encoding {args.input_encoding} in every configuration (--input-encoding)")
     print(f"precision {precision} ({args.precision})  attention {resolve_attention(args.attention, device)} "
           f"({args.attention})")
     print(load_note("at start"))
