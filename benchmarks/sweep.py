@@ -143,7 +143,7 @@ CANDIDATES: dict[str, dict] = {
     # Measured (sweep_round6_cpu.json, docs/benchmarks.md): every spectrum within the two FP15 seeds' spread at 1M
     # (gaussian 96.7 / 84.0 % on two seeds); the eigen-decomposition ahead per example (400k schedule: 51.4 against
     # 22.4 %; profile schedule: 39.6 against 27.4 / 32.0 % at 700k) but at 0.84x the examples/s, which left its time
-    # to 40 % unchanged (1.04x).
+    # to 40 % unchanged (1.04x); inversion (inv6-P1000in) 0.0 % at every evaluation to 300k.
     **{f"val6-{sp}-P1000in{'-seed1' if seed else ''}": _cfg(
         "eigenvalues", 1_000_000, 50_000, spectrum=sp, **SMALL, input_encoding="P1000", seed=seed)
        for sp, seed in (("positive2", 0), ("gaussian", 0), ("laplace", 0), ("semicircle", 0), ("marcenko", 0),
