@@ -136,8 +136,8 @@ CANDIDATES: dict[str, dict] = {
                               enc_layers=3)
        for sp in ("positive", "marcenko", "semicircle")},
     # round 6: the input encoding. Every earlier candidate read FP15 inputs (one token per number from a
-    # 29,128-word table, a row each for every sign x mantissa x exponent: each row is seen a few hundred times in
-    # 1M examples and learns its number's value alone). P1000 inputs write a number as sign, mantissa (0-999)
+    # 29,128-word table, a row each for every sign x mantissa x exponent, each learning its number's value alone:
+    # 1M examples hold 6M numbers for those 29,128 words). P1000 inputs write a number as sign, mantissa (0-999)
     # and exponent tokens (3 tokens a number, 20 source tokens for an upper triangle instead of 8) from 1,328
     # words shared by all numbers: the same 3 significant digits, the same verifier. fp32, seed 0 unless named.
     # Measured (sweep_round6_cpu.json, docs/benchmarks.md): every spectrum within the two FP15 seeds' spread at 1M

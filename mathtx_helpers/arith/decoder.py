@@ -171,6 +171,5 @@ def hook_names(cfg: DecoderConfig) -> list[str]:
     names = []
     for layer in range(cfg.n_layers):
         names += [f"L{layer}.{s}" for s in ("resid_pre", "attn.k", "attn.v", "attn.pattern", "attn.z", "attn.result",
-                                            "mlp.post",
-                                            "resid_post")]
+                                            "mlp.post", "resid_post")]
     return names
