@@ -57,6 +57,19 @@ def resolve_precision(requested: str, device) -> str:
     return "bf16" if has_amx() else "fp32"
 
 
+def decode_precision(trained: str, device) -> str:
+    """The precision predictions decode in, for weights trained in `trained`: that one on a GPU; fp32 on a CPU
+    whatever trained them (bf16 autocast keeps fp32 weights). A CPU's prediction tables then depend on its fp32
+    kernels only, not on how its bf16 rounding differs from the training machine's, and a CPU without bf16 units
+    does not emulate it: the bf16-trained eigen-decomposition model decoded its 10,000 test problems 5.6x faster
+    in fp32 than in bf16 on an AVX2-only AMD EPYC (docs/benchmarks.md)."""
+    import torch
+
+    if trained not in PRECISIONS[1:]:
+        raise ValueError(f"unknown trained precision {trained!r}; valid: {', '.join(PRECISIONS[1:])}")
+    return trained if torch.device(device).type == "cuda" else "fp32"
+
+
 def autocast(device, precision: str):
     import torch
 

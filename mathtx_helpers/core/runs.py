@@ -317,6 +317,12 @@ def pin_precision(folder: Path, resolved: str, name: str) -> None:
         store.write_text(path, resolved + "\n")
 
 
+def recorded_precision(folder: Path) -> str | None:
+    """The precision a run folder records it trained in (pin_precision), or None if it records none."""
+    path = folder / "precision"
+    return path.read_text().strip() if path.exists() else None
+
+
 # --------------------------------------------------------------------------------------------------
 # The resume skeleton both loops use
 # --------------------------------------------------------------------------------------------------

@@ -5,7 +5,8 @@ exact targets, with its sha256 beside it; a set whose bytes no longer match is r
 regenerate). A prediction table holds, per problem: the input, the reference, the decoded prediction (None
 if invalid), the raw tokens and per-token log-probabilities, validity, the verifier's error and every
 property error and condition number the analyses use (tasks.property_errors), and the model's confidence
-(sum and minimum of the token log-probabilities). Analyses then never need the model again.
+(sum and minimum of the token log-probabilities). Analyses then never need the model again. On a CPU the
+decoding is fp32 whatever precision trained the weights (devices.decode_precision).
 """
 
 from __future__ import annotations
@@ -15,8 +16,9 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import torch
 
-from ..core import runs, store
+from ..core import devices, runs, store
 from . import tasks
 from .config import RunConfig
 from .train import decode_problems, load_model, run_dir
@@ -77,18 +79,24 @@ def predict(cfg: RunConfig, spectrum: str | None = None, size: int = 10_000, see
             snapshot: int | None = None, batch: int = 512, beam: int = 1, device=None,
             progress: bool = True) -> Path:
     """Predict a run's test set; write and return data/runs/<run>/predictions/<set>[@<snapshot>].parquet.
-    An existing table for the same test set, checkpoint and beam is reused."""
+    An existing table for the same test set, checkpoint, beam and decoding precision is reused. A table decoded
+    in another precision than its run trained in (a bf16 run decoded in fp32 on a CPU: devices.decode_precision)
+    says so in its name, "-fp32", so that a table decoded in bf16 before this rule is never read for it."""
     spectrum = spectrum or cfg.test_spectra[0]
     name, probs = testset(cfg.task, cfg.n, spectrum, size, seed, cfg.input_encoding, cfg.output_encoding)
-    tag = name + (f"@{snapshot}" if snapshot is not None else "") + (f"-beam{beam}" if beam > 1 else "")
+    trained = runs.recorded_precision(run_dir(cfg))
+    device = torch.device(device) if device is not None else devices.default_device()
+    precision = devices.decode_precision(trained, device) if trained else None
+    tag = name + (f"@{snapshot}" if snapshot is not None else "") + (f"-beam{beam}" if beam > 1 else "") \
+        + (f"-{precision}" if precision != trained else "")
     out = run_dir(cfg) / "predictions" / f"{tag}.parquet"
     if out.exists():
         return out
     with runs.RunLock(run_dir(cfg), what="predict"):
         if out.exists():  # written while we waited for the lock
             return out
-        model, codec, precision = load_model(cfg, device, snapshot)
-        device = next(model.parameters()).device
+        model, codec, trained = load_model(cfg, device, snapshot)
+        precision = devices.decode_precision(trained, device)
         P, valid, tokens, logp = decode_problems(model, codec, probs, device, precision, batch=batch, beam=beam,
                                                  progress=progress)
         df = predictions_table(probs, P, valid, tokens, logp, codec.tgt.eos)

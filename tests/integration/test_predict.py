@@ -165,3 +165,30 @@ def test_predict_beam_gets_its_own_table(trained, monkeypatch):
     assert np.array_equal(np.stack(b["problem"]), np.stack(g["problem"]))
     assert (b["prediction"].isna() == ~b["valid"]).all()
     assert np.allclose(b["logprob_sum"], [lp.sum() for lp in b["logprobs"]], atol=1e-5)
+
+
+def test_predictions_decode_in_fp32_on_a_cpu_whatever_trained_the_weights(tmp_path, monkeypatch):
+    monkeypatch.setattr(store, "DATA", tmp_path / "data")
+    cfg = RunConfig.from_dict({**TINY, "precision": "bf16"})
+    train.train(cfg, progress=False)
+    model, codec, trained_in = train.load_model(cfg, "cpu")
+    assert trained_in == "bf16"
+    out = predict.predict(cfg, size=24, batch=8, device="cpu", progress=False)
+    assert out.name.endswith("-fp32.parquet")  # not the name a bf16-decoded table had before the rule
+    df = pd.read_parquet(out)
+    _, probs = predict.testset("eigenvalues", 3, "semicircle", 24)
+    _, _, tokens, logp = train.decode_problems(model, codec, probs, torch.device("cpu"), "fp32", batch=8)
+    for i in range(24):
+        T = len(df["tokens"][i])
+        assert np.array_equal(df["tokens"][i], tokens[i, :T])
+        assert np.array_equal(df["logprobs"][i], logp[i, 1:T])  # the fp32 decoding's own log-probabilities
+
+
+def test_decode_precision_rule():
+    from mathtx_helpers.core import devices
+
+    assert devices.decode_precision("bf16", "cpu") == "fp32"
+    assert devices.decode_precision("fp32", "cpu") == "fp32"
+    assert devices.decode_precision("bf16", torch.device("cuda")) == "bf16"
+    with pytest.raises(ValueError, match="valid: fp32, bf16"):
+        devices.decode_precision("auto", "cpu")
