@@ -157,6 +157,13 @@ CANDIDATES: dict[str, dict] = {
                                                              "precision": "fp32", "seed": seed} for seed in (0, 1)},
     # ... and on 3x3 inversion (round 4c's inv4-today, 300k examples, with P1000 inputs: 29 source tokens)
     "inv6-P1000in": _cfg("inversion", 300_000, 25_000, upper=False, **SMALL, input_encoding="P1000"),
+    # round 7: width against the seed lottery. Round 5's d128 doubled positive2 (65 % against 32-36 % at 1M), as 3+1
+    # layers did, but only 3+1 was tried on the other spectra. Here d128 (the profile's recipe otherwise, fp32)
+    # on the four seed-0 runs that ended lowest: gaussian 21 %, uniform 33 %, marcenko 53 %, positive 74 %.
+    # Measured (sweep_round7_cpu.json, docs/benchmarks.md): at 1M uniform 96.0 %, marcenko 78.3 %, positive 78.0 %,
+    # each above both d64 seeds, gaussian 25.0 % (seed 0 fails at both widths); d128 trains at 0.52x the examples/s.
+    **{f"val7-{sp}-d128": _cfg("eigenvalues", 1_000_000, 50_000, spectrum=sp, **{**SMALL, "d_model": 128})
+       for sp in ("gaussian", "uniform", "marcenko", "positive")},
 }
 
 WORKER = """
