@@ -304,23 +304,21 @@ def lock_holder(folder: Path) -> int | None:
 # --------------------------------------------------------------------------------------------------
 
 
-def pin_precision(folder: Path, resolved: str, name: str) -> None:
-    """Record the precision a run trains in; refuse to go on under another one (one line)."""
-    path = folder / "precision"
-    if path.exists():
-        before = path.read_text().strip()
-        if before != resolved:
-            raise ValueError(f"run {name} was trained in {before}; here it would continue in {resolved}, which "
-                             f"changes its bytes: resume it on a machine where its precision resolves to {before}, "
-                             f"or delete {store.relative(folder)} to train it again here")
-    else:
-        store.write_text(path, resolved + "\n")
-
-
 def recorded_precision(folder: Path) -> str | None:
     """The precision a run folder records it trained in (pin_precision), or None if it records none."""
     path = folder / "precision"
     return path.read_text().strip() if path.exists() else None
+
+
+def pin_precision(folder: Path, resolved: str, name: str) -> None:
+    """Record the precision a run trains in; refuse to go on under another one (one line)."""
+    before = recorded_precision(folder)
+    if before is None:
+        store.write_text(folder / "precision", resolved + "\n")
+    elif before != resolved:
+        raise ValueError(f"run {name} was trained in {before}; here it would continue in {resolved}, which "
+                         f"changes its bytes: resume it on a machine where its precision resolves to {before}, "
+                         f"or delete {store.relative(folder)} to train it again here")
 
 
 # --------------------------------------------------------------------------------------------------

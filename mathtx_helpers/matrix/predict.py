@@ -95,8 +95,8 @@ def predict(cfg: RunConfig, spectrum: str | None = None, size: int = 10_000, see
     with runs.RunLock(run_dir(cfg), what="predict"):
         if out.exists():  # written while we waited for the lock
             return out
-        model, codec, trained = load_model(cfg, device, snapshot)
-        precision = devices.decode_precision(trained, device)
+        model, codec, loaded = load_model(cfg, device, snapshot)
+        precision = precision or devices.decode_precision(loaded, device)  # a folder that records no precision
         P, valid, tokens, logp = decode_problems(model, codec, probs, device, precision, batch=batch, beam=beam,
                                                  progress=progress)
         df = predictions_table(probs, P, valid, tokens, logp, codec.tgt.eos)
