@@ -6,7 +6,13 @@ examples-to-target divided by its CPU throughput (benchmarks/train_throughput.py
 ordinary RunConfig trained by train.train in its own process, in a scratch data folder; the script stops them
 all at --deadline seconds and writes every metrics line reached so far to --out (JSON: name -> config, lines).
 
+A run longer than a session: --scratch DIR keeps the data folder (instead of a fresh temporary one) and makes each
+run checkpoint every --checkpoint-seconds (default 120 with --scratch); the same command again resumes every run
+from its last checkpoint (exactly: train.train resumes bit for bit), skips the finished ones, and writes the whole
+curves, from the first example, to --out.
+
 Run:  python benchmarks/sweep.py --out sweep.json [--jobs 12] [--deadline 480] [--only name1,name2]
+                                 [--scratch DIR [--checkpoint-seconds 120]]
 """
 
 from __future__ import annotations
@@ -164,12 +170,17 @@ CANDIDATES: dict[str, dict] = {
     # each above both d64 seeds, gaussian 25.0 % (seed 0 fails at both widths); d128 trains at 0.52x the examples/s.
     **{f"val7-{sp}-d128": _cfg("eigenvalues", 1_000_000, 50_000, spectrum=sp, **{**SMALL, "d_model": 128})
        for sp in ("gaussian", "uniform", "marcenko", "positive")},
+    # round 8: the budgets the issue asks for, longer than a session (run with --scratch, resumed across sessions).
+    # 3x3 inversion with the cpu profile's recipe (round 4c's inv4-today) on a 10M-example cosine schedule: every
+    # earlier inversion candidate stopped at 150k-300k on this CPU (577 examples/s on one thread: ~4.8 h); beside
+    # it, the profile's eigen-decomposition run with P1000 inputs to its full 1.8M (vec6-profile-P1000in).
+    "inv8-today-10M": _cfg("inversion", 10_000_000, 250_000, upper=False, **SMALL),
 }
 
 WORKER = """
 import json, sys
 from mathtx_helpers.matrix.train import RunConfig, train
-train(RunConfig.from_dict(json.loads(sys.argv[1])), progress=False, checkpoint_seconds=1e9)
+train(RunConfig.from_dict(json.loads(sys.argv[1])), progress=False, checkpoint_seconds=float(sys.argv[2]))
 """
 
 
@@ -178,6 +189,10 @@ def main() -> int:
     ap.add_argument("--out", required=True)
     ap.add_argument("--jobs", type=int, default=len(CANDIDATES))
     ap.add_argument("--deadline", type=float, default=480.0, help="seconds before every job is stopped")
+    ap.add_argument("--scratch", default="", help="a data folder to keep (runs resume from it); default: a fresh "
+                    "temporary one")
+    ap.add_argument("--checkpoint-seconds", type=float, default=None,
+                    help="seconds between checkpoints (default: 120 with --scratch, none without)")
     ap.add_argument("--only", default="", help="comma-separated candidate names; valid: " + ", ".join(CANDIDATES))
     args = ap.parse_args()
     names = [n for n in args.only.split(",") if n] or list(CANDIDATES)
@@ -185,7 +200,12 @@ def main() -> int:
     if unknown:
         ap.error(f"unknown candidate {unknown[0]!r}; valid: {', '.join(CANDIDATES)}")
     configs = {n: RunConfig.from_dict(CANDIDATES[n]) for n in names}  # validates before any work
-    scratch = Path(tempfile.mkdtemp(prefix="sweep-"))
+    if args.checkpoint_seconds is not None and args.checkpoint_seconds <= 0:
+        ap.error(f"--checkpoint-seconds must be positive, got {args.checkpoint_seconds}")
+    every = args.checkpoint_seconds or (120.0 if args.scratch else 1e9)
+    scratch = Path(args.scratch) if args.scratch else Path(tempfile.mkdtemp(prefix="sweep-"))
+    scratch.mkdir(parents=True, exist_ok=True)
+    print(f"data folder {scratch} (checkpoints every {every:g} s)", flush=True)
     env = {**os.environ, "MATHTX_DATA_DIR": str(scratch), "OMP_NUM_THREADS": "1", "TQDM_DISABLE": "1",
            "PYTHONPATH": str(ROOT)}
     pending, running, t0 = list(names), {}, time.monotonic()
@@ -193,7 +213,7 @@ def main() -> int:
         while pending and len(running) < args.jobs:
             n = pending.pop(0)
             payload = json.dumps(dataclasses.asdict(configs[n]))
-            running[n] = subprocess.Popen([sys.executable, "-c", WORKER, payload], env=env)
+            running[n] = subprocess.Popen([sys.executable, "-c", WORKER, payload, str(every)], env=env)
         for n, p in list(running.items()):
             if p.poll() is not None:
                 print(f"{time.monotonic() - t0:6.0f}s {n} exited {p.returncode}", flush=True)
