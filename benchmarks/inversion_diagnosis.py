@@ -1,11 +1,14 @@
 """What an inversion model has learned when its accuracy reads 0 %: entry by entry, against the true inverse.
 
     python benchmarks/inversion_diagnosis.py DATA [DATA ...]     # every finished inversion run under DATA/runs
+    python benchmarks/inversion_diagnosis.py --partial DATA      # ... and the ones still training, at their
+                                                                 # last checkpoint (a run longer than a session)
 
 For each run: accuracy at 5 % (the verifier's sum|A P - I| / n), the median distance to the true inverse
 (sum|P - A^-1| / sum|A^-1|: 1 is what predicting 0 scores), and per entry of P: the share with the right sign, with
 the right order of magnitude (|log10|p| - log10|a|| < 0.5), and within 5 % of the true entry. 2,000 fresh problems
-of the training distribution (iid U[-10, 10], seed 0), greedy decoding on one thread.
+of the training distribution (iid U[-10, 10], seed 0, rounded to the run's input encoding: FP15 or P1000), greedy
+decoding on one thread.
 
 The first row is two rules that need no model: every entry's magnitude is the median |entry| of A^-1, and the
 sign of (A^-1)_ij is the sign of A_ji (the transpose). A model no better than this row has learned the
@@ -30,9 +33,10 @@ from mathtx_helpers.matrix import tasks, train  # noqa: E402
 from mathtx_helpers.matrix.config import RunConfig  # noqa: E402
 
 
-def problems(size: int) -> tasks.Problems:
-    """The fixed diagnosis set: fresh 3x3 inversion problems of the training distribution (seed 0)."""
-    return tasks.make_problems("inversion", 3, size, np.random.default_rng(0))
+def problems(size: int, input_encoding: str = "FP15") -> tasks.Problems:
+    """The fixed diagnosis set: fresh 3x3 inversion problems of the training distribution (seed 0), inputs rounded
+    to `input_encoding` (the targets are the exact inverses of the rounded inputs)."""
+    return tasks.make_problems("inversion", 3, size, np.random.default_rng(0), input_encoding=input_encoding)
 
 
 def score(probs: tasks.Problems, P: np.ndarray, valid: np.ndarray) -> dict:
@@ -60,7 +64,7 @@ def baseline(probs: tasks.Problems) -> dict:
 
 
 def row(name: str, examples: str, d: dict, changes: str) -> str:
-    return (f"{name:36s} {examples:>9s} {d['valid']:6.3f} {100 * d['acc5']:6.1f}% {d['median_distance']:6.3f} "
+    return (f"{name:36s} {examples:>21s} {d['valid']:6.3f} {100 * d['acc5']:6.1f}% {d['median_distance']:6.3f} "
             f"{d['sign']:6.3f} {d['magnitude']:6.3f} {d['entry_within_5pc']:6.3f}  {changes}")
 
 
@@ -68,29 +72,40 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("data", nargs="+", help="data folders holding runs/ (a sweep's scratch store, data/)")
     ap.add_argument("--size", type=int, default=2_000)
+    ap.add_argument("--partial", action="store_true",
+                    help="also diagnose runs still training, at their last checkpoint")
     args = ap.parse_args()
+    if args.size < 1:
+        ap.error(f"--size must be positive, got {args.size}")
     missing = [d for d in args.data if not (Path(d) / "runs").is_dir()]
     if missing:
         ap.error(f"{missing[0]!r} has no runs/ folder: give a data folder (data, or a sweep's scratch store)")
     torch.set_num_threads(1)
-    print(f"{'run':36s} {'examples':>9s} {'valid':>6s} {'acc@5%':>7s} {'dist':>6s} {'sign':>6s} {'order':>6s} "
+    print(f"{'run':36s} {'examples':>21s} {'valid':>6s} {'acc@5%':>7s} {'dist':>6s} {'sign':>6s} {'order':>6s} "
           f"{'<5%':>6s}  config")
-    probs = problems(args.size)
-    print(row("no model: median magnitude, sign of A^T", "-", baseline(probs), "(two rules)"), flush=True)
+    sets = {"FP15": problems(args.size)}
+    print(row("no model: median magnitude, sign of A^T", "-", baseline(sets["FP15"]), "(two rules)"), flush=True)
+    wanted = ("done", "partial") if args.partial else ("done",)
     for data in args.data:
         store.DATA = Path(data).resolve()
         for folder in sorted((store.DATA / "runs").glob("inversion-*")):
-            if runs.checkpoint_status(folder) != "done":
+            status = runs.checkpoint_status(folder)
+            if status not in wanted:
                 continue
             flat = json.loads((folder / "config.json").read_text())
             cfg = RunConfig.from_dict(flat)
-            if (cfg.n, cfg.input_encoding) != (3, "FP15"):  # the diagnosis set is 3x3, FP15-rounded
-                print(f"{folder.name}: n={cfg.n}, {cfg.input_encoding} input; skipped")
+            if cfg.n != 3:  # the diagnosis set is 3x3
+                print(f"{folder.name}: n={cfg.n}; skipped")
                 continue
-            d = diagnose(cfg, probs)
-            keys = ("d_model", "enc_layers", "dec_layers", "batch", "lr", "schedule", "output_encoding", "max_cond")
-            print(row(folder.name, f"{cfg.examples:,}", d, " ".join(f"{k}={flat[k]}" for k in keys if k in flat)),
-                  flush=True)
+            if cfg.input_encoding not in sets:
+                sets[cfg.input_encoding] = problems(args.size, cfg.input_encoding)
+            d = diagnose(cfg, sets[cfg.input_encoding])
+            seen = f"{cfg.examples:,}"
+            if status == "partial":
+                seen = f"{runs.load_checkpoint(folder / 'checkpoint.pt')['examples']:,} of {seen}"
+            keys = ("d_model", "enc_layers", "dec_layers", "batch", "lr", "schedule", "input_encoding",
+                    "output_encoding", "max_cond")
+            print(row(folder.name, seen, d, " ".join(f"{k}={flat[k]}" for k in keys if k in flat)), flush=True)
     return 0
 
 
