@@ -131,7 +131,10 @@ def coverage_study(cfg: AddConfig, questions: int, seed: int) -> Coverage:
         params = dict(params, questions=questions, seed=seed, version=circuits.VERSION)
         return arith_predict.cached_table(cfg, name, params, compute)
 
-    pos = pd.concat([cached(f"position-ablation-{c}", lambda t=t: circuits.position_ablation(model, t)).assign(cls=c)
+    # "coverage-..." names: circuit_study's tables of another question set are "position-ablation<tag>", and the
+    # same questions and seed would otherwise give both the same file
+    pos = pd.concat([cached(f"coverage-position-ablation-{c}",
+                            lambda t=t: circuits.position_ablation(model, t)).assign(cls=c)
                      for c, t in tok.items()])
     useful = sorted(pos.loc[pos["fail %"] > 0, "position"].unique().tolist())
     cover = cached("coverage", lambda: circuits.operation_coverage(model, tok, useful), positions=useful)

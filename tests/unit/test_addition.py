@@ -352,3 +352,29 @@ def test_pair_attention_reads_the_digit_pair_at_the_token_before_the_answer_digi
     att[0, 0, q + 1, addition.digit_position(1, N)] = 1.0  # another query: not counted
     a = circuits.pair_attention(att, 2, 1)
     assert a.shape == (2, 3) and a[1, 2] == pytest.approx(0.8) and a.sum() == pytest.approx(0.8)
+
+
+def test_coverage_and_subtraction_study_never_share_a_cached_table(data, one_thread, monkeypatch):
+    """A mixed model's coverage map and its subtraction circuit study ablate different question sets: with the
+    same question count and seed (notebook 08 at the smoke profile) each must still read its own table."""
+    import hashlib
+
+    from mathtx_helpers.arith import circuits, pairs
+    from mathtx_helpers.arith import study as arith_study
+
+    ablate = circuits.position_ablation
+
+    def marked(model, tok):  # the table, stamped with the questions it was computed on
+        return ablate(model, tok).assign(questions=hashlib.sha256(np.ascontiguousarray(tok)).hexdigest()[:12])
+
+    monkeypatch.setattr(circuits, "position_ablation", marked)
+    cfg = AddConfig.from_dict({**TINY, "sub_share": 0.5})
+    arith_train.train(cfg, progress=False)
+    questions = 60
+    cover = arith_study.coverage_study(cfg, questions, seed=0)  # first, as notebook 08 runs them
+    Ds, Dps = arith_study.analysis_questions(N, questions, "sub")
+    study = arith_study.circuit_study(cfg, Ds, Dps, questions, 4, seed=0, op=addition.MINUS,
+                                      kinds=pairs.SUB_KINDS, tag="-sub")
+    own = hashlib.sha256(np.ascontiguousarray(study.tok)).hexdigest()[:12]
+    assert (study.pos["questions"] == own).all()
+    assert own not in set(cover.pos["questions"])  # the two studies did ablate different questions
