@@ -228,3 +228,21 @@ def test_atomic_write_leaves_the_old_file_when_interrupted(tmp_path):
         raise RuntimeError("crash mid-write")
     assert target.read_text() == "old\n"
     assert [p.name for p in tmp_path.iterdir()] == ["table.csv"]  # no temporary left behind
+
+
+def test_atomic_write_gives_the_mode_of_a_plain_write(tmp_path, monkeypatch):
+    """Not mkstemp's private 0600: a file written atomically gets what open() would give it, 0666 less the umask."""
+    import os
+    import stat
+
+    for umask in (0o022, 0o077):
+        monkeypatch.setattr(store, "UMASK", umask)  # what the module reads once, at import
+        old = os.umask(umask)
+        try:
+            store.write_text(tmp_path / "atomic.txt", "x")  # a new file, then a replaced one
+            store.write_text(tmp_path / "atomic.txt", "y")
+            (tmp_path / f"plain-{umask:o}.txt").write_text("x")
+        finally:
+            os.umask(old)
+        mode = stat.S_IMODE((tmp_path / "atomic.txt").stat().st_mode)
+        assert mode == 0o666 & ~umask == stat.S_IMODE((tmp_path / f"plain-{umask:o}.txt").stat().st_mode)
