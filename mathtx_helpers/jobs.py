@@ -133,9 +133,10 @@ def predict_runs(profile: Profile, specs: list[RunSpec | AddRunSpec], device=Non
         if isinstance(spec, AddRunSpec):
             from .arith import predict as arith_predict
 
-            for name, size in arith_predict.test_sizes(profile.addition_tests).items():
-                df = arith_predict.predictions(spec.config, name, size)
-                print(f"{spec.name} {name}: {int((~df.correct).sum()):,} errors in {len(df):,}")
+            for op in spec.config.operations:  # a subtraction model's test sets are subtraction questions
+                for name, size in arith_predict.test_sizes(profile.addition_tests, op).items():
+                    df = arith_predict.predictions(spec.config, name, size)
+                    print(f"{spec.name} {name}: {int((~df.correct).sum()):,} errors in {len(df):,}")
             continue
         from .matrix.predict import predict
 

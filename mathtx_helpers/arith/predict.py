@@ -63,6 +63,8 @@ def predictions(cfg: AddConfig, name: str, size: int) -> pd.DataFrame:
     op = operator_of(name)
     if op == addition.MINUS and "sub" not in cfg.operations:
         raise ValueError(f"run {cfg.name} was trained on addition only; test sets: {', '.join(ADD_TEST_SETS)}")
+    if op == addition.PLUS and "add" not in cfg.operations:
+        raise ValueError(f"run {cfg.name} was trained on subtraction only; test sets: {', '.join(SUB_TEST_SETS)}")
 
     def compute() -> pd.DataFrame:
         D, Dp = test_set(name, size, cfg.n_digits, cfg.enrich_pairs)

@@ -192,3 +192,33 @@ def test_decode_precision_rule():
     assert devices.decode_precision("bf16", torch.device("cuda")) == "bf16"
     with pytest.raises(ValueError, match="valid: fp32, bf16"):
         devices.decode_precision("auto", "cpu")
+
+
+def test_predict_scores_each_arithmetic_run_on_the_test_sets_of_its_operations(monkeypatch, capsys):
+    """`python -m mathtx_helpers predict` on the arithmetic runs: an addition model gets the addition test sets, a
+    subtraction model the subtraction ones, a mixed model both; asking a model for an operation it never learned
+    is one clear error."""
+    import pandas as pd
+
+    from mathtx_helpers import jobs, profiles
+    from mathtx_helpers.arith import predict as arith_predict
+    from mathtx_helpers.core import runs
+
+    prof = profiles.get_profile("smoke")
+    asked = {}
+
+    def fake(cfg, name, size):
+        asked.setdefault(cfg.name, []).append(name)
+        return pd.DataFrame({"correct": [True] * size})
+
+    monkeypatch.setattr(runs, "status_of", lambda cfg: "done")
+    monkeypatch.setattr(arith_predict, "predictions", fake)
+    specs = [prof.run(n) for n in ("addition-2layer", "subtraction-2layer", "mixed-3layer")]
+    assert jobs.predict_runs(prof, specs) == 0
+    add, sub = set(arith_predict.ADD_TEST_SETS), set(arith_predict.SUB_TEST_SETS)
+    got = [set(asked[s.config.name]) for s in specs]
+    assert got == [add, sub, add | sub]
+    assert "0 errors in" in capsys.readouterr().out
+    monkeypatch.undo()
+    with pytest.raises(ValueError, match="subtraction only; test sets: sub uniform"):
+        arith_predict.predictions(specs[1].config, "uniform", 10)
