@@ -198,8 +198,6 @@ def test_predict_scores_each_arithmetic_run_on_the_test_sets_of_its_operations(m
     """`python -m mathtx_helpers predict` on the arithmetic runs: an addition model gets the addition test sets, a
     subtraction model the subtraction ones, a mixed model both; asking a model for an operation it never learned
     is one clear error."""
-    import pandas as pd
-
     from mathtx_helpers import jobs, profiles
     from mathtx_helpers.arith import predict as arith_predict
     from mathtx_helpers.core import runs
