@@ -167,8 +167,15 @@ def retrain(profile: Profile, specs: list[RunSpec | AddRunSpec], jobs: int | Non
     from . import shipping
 
     for spec in specs:
-        if shipping.is_restored(spec):
-            shutil.rmtree(runs.folder_of(spec.config))
+        folder = runs.folder_of(spec.config)
+        if not shipping.is_restored(spec):
+            continue
+        with runs.RunLock(folder, what="retrain"):  # never under a process predicting from the restored copy
+            for path in folder.iterdir():  # all but the lock file: another process may be waiting on it
+                if path.is_dir():
+                    shutil.rmtree(path)
+                elif path.name != ".lock":
+                    path.unlink()
     train_profiled(profile, specs, cores=jobs, progress=progress)
     for line in shipping.compare(profile, specs):
         print(line)

@@ -93,7 +93,9 @@ def _write(path: Path, arrays: dict) -> dict:
 
 
 def restore(profile: Profile) -> list[str]:
-    """Restore every shipped run whose folder holds no checkpoint yet; return one line per run."""
+    """Restore every shipped run whose folder holds no checkpoint yet; return one line per run. Every file's hash
+    and every run's unpacked weights are checked before anything is written; each folder is then written under
+    its run lock, so a run another process is training is never written into (RunBusy names that process)."""
     import torch
 
     base = folder(profile)
@@ -109,23 +111,34 @@ def restore(profile: Profile) -> list[str]:
         for f in [e["weights"], e["metrics"], *e["snapshots"].values()]:  # every hash checked before any write
             shipped.check(base / f["file"], f["sha256"])
         todo.append((name, spec, run_folder, e))
-    lines = []
-    for name, spec, run_folder, e in todo:
+    unpacked = {}
+    for name, spec, _, e in todo:  # ... and every run's weights unpacked (against its seed's initial weights) too
         files = {e["step"]: e["weights"]} | {int(x) // spec.config.batch: f for x, f in e["snapshots"].items()}
         refs = _references(spec, list(files))
-        weights = {steps: {k: torch.from_numpy(v) for k, v in
-                           shipped.unpack(shipped.read(base / f["file"]), refs[steps]).items()}
-                   for steps, f in files.items()}
-        runs.open_run_folder(run_folder, spec.config.to_json())
-        store.write_text(run_folder / "metrics.jsonl", (base / e["metrics"]["file"]).read_text())
-        if isinstance(spec, RunSpec):
-            store.write_text(run_folder / "precision", e["precision"] + "\n")
-        for examples in e["snapshots"]:
-            runs.save_checkpoint(run_folder / "snapshots" / f"{examples}.pt",
-                                 weights[int(examples) // spec.config.batch])
-        runs.save_checkpoint(run_folder / "checkpoint.pt",  # last: the folder reads done only once it is complete
-                             {"config": spec.config.flat(), "model": weights[e["step"]], "precision": e["precision"],
-                              "step": e["step"], "restored": e["weights"]["sha256"], "done": True})
+        unpacked[name] = {}
+        for steps, f in files.items():
+            try:
+                state = shipped.unpack(shipped.read(base / f["file"]), refs[steps])
+            except ValueError as err:
+                raise ValueError(f"models/{profile.name}/{f['file']} ({name}): {err}; nothing was restored") from None
+            unpacked[name][steps] = {k: torch.from_numpy(v) for k, v in state.items()}
+    lines = []
+    for name, spec, run_folder, e in todo:
+        weights = unpacked.pop(name)
+        with runs.RunLock(run_folder, what="restore"):
+            if (run_folder / "checkpoint.pt").exists():  # another process wrote one since the first look
+                continue
+            runs.open_run_folder(run_folder, spec.config.to_json())
+            store.write_text(run_folder / "metrics.jsonl", (base / e["metrics"]["file"]).read_text())
+            if isinstance(spec, RunSpec):
+                store.write_text(run_folder / "precision", e["precision"] + "\n")
+            for examples in e["snapshots"]:
+                runs.save_checkpoint(run_folder / "snapshots" / f"{examples}.pt",
+                                     weights[int(examples) // spec.config.batch])
+            runs.save_checkpoint(run_folder / "checkpoint.pt",  # last: the folder reads done once it is complete
+                                 {"config": spec.config.flat(), "model": weights[e["step"]],
+                                  "precision": e["precision"], "step": e["step"], "restored": e["weights"]["sha256"],
+                                  "done": True})
         lines.append(f"{name}: restored from models/{profile.name}/{e['weights']['file']}")
     return lines
 

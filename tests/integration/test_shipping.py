@@ -108,6 +108,87 @@ def test_a_damaged_file_restores_nothing(shipped_smoke, tmp_path, monkeypatch):
     assert not (tmp_path / "data" / "runs").exists() or not any((tmp_path / "data" / "runs").rglob("checkpoint.pt"))
 
 
+def test_weights_that_do_not_unpack_restore_nothing(shipped_smoke, tmp_path, monkeypatch):
+    """Every run's weights are unpacked (and checked against their recorded sha256) before any run is written:
+    a run whose reference weights changed (another torch drawing other initial weights) leaves no run half
+    restored, and the message names the file."""
+    root = shipped_smoke[0]
+    monkeypatch.setattr(store, "DATA", tmp_path / "data")
+    monkeypatch.setattr(shipping, "MODELS", root / "models")
+    unpack = shipped.unpack
+
+    def fails_on_the_last(arrays, reference):
+        if shipped.read_meta(arrays)["weights_sha256"] == last:
+            raise ValueError("the unpacked weights do not match the sha256 their file records (wrong reference?)")
+        return unpack(arrays, reference)
+
+    entries = json.loads((root / "models" / "smoke" / "manifest.json").read_text())["runs"]
+    last = entries[list(entries)[-1]]["weights"]["weights_sha256"]
+    monkeypatch.setattr(shipped, "unpack", fails_on_the_last)
+    with pytest.raises(ValueError, match=r"models/smoke/.*\.npz \(.*\): the unpacked weights .* nothing was restored"):
+        shipping.restore(P)
+    assert not any((tmp_path / "data").rglob("checkpoint.pt")) and not any((tmp_path / "data").rglob("metrics.jsonl"))
+
+
+def test_restore_never_writes_into_a_run_another_process_holds(shipped_smoke, tmp_path, monkeypatch):
+    import subprocess
+    import sys
+    import time
+
+    root = shipped_smoke[0]
+    monkeypatch.setattr(store, "DATA", tmp_path / "data")
+    monkeypatch.setattr(shipping, "MODELS", root / "models")
+    busy = runs.folder_of(P.run("eigenvalues-laplace").config)
+    busy.mkdir(parents=True)
+    holder = subprocess.Popen([sys.executable, "-c", "import sys, time; from pathlib import Path; "
+                               "from mathtx_helpers.core import runs\n"
+                               "with runs.RunLock(Path(sys.argv[1])):\n    print('held', flush=True); time.sleep(60)",
+                               str(busy)], stdout=subprocess.PIPE, text=True, cwd=store.ROOT)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        with pytest.raises(runs.RunBusy, match=f"process {holder.pid} .* then restore again"):
+            shipping.restore(P)
+        assert sorted(p.name for p in busy.iterdir()) == [".lock"]  # nothing written into the busy run
+    finally:
+        holder.kill()
+        holder.wait()
+    time.sleep(0.1)
+    restored = shipping.restore(P)  # once it is free, the rest is restored
+    assert any(line.startswith("eigenvalues-laplace:") for line in restored)
+
+
+def test_retrain_never_deletes_a_restored_run_another_process_reads(shipped_smoke, tmp_path, monkeypatch):
+    import subprocess
+    import sys
+
+    from mathtx_helpers import jobs
+
+    root = shipped_smoke[0]
+    monkeypatch.setattr(store, "DATA", tmp_path / "data")
+    monkeypatch.setattr(shipping, "MODELS", root / "models")
+    shipping.restore(P)
+    spec = P.run("eigenvalues-laplace")
+    folder = runs.folder_of(spec.config)
+    before = sorted(p.name for p in folder.iterdir())
+    trained = []
+    monkeypatch.setattr(jobs, "train_profiled", lambda profile, specs, **kw: trained.append(specs))
+    holder = subprocess.Popen([sys.executable, "-c", "import sys, time; from pathlib import Path; "
+                               "from mathtx_helpers.core import runs\n"
+                               "with runs.RunLock(Path(sys.argv[1]), what='predict'):\n"
+                               "    print('held', flush=True); time.sleep(60)",
+                               str(folder)], stdout=subprocess.PIPE, text=True, cwd=store.ROOT)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        with pytest.raises(runs.RunBusy, match="then retrain again"):
+            jobs.retrain(P, [spec])
+        assert sorted(p.name for p in folder.iterdir()) == before and not trained
+    finally:
+        holder.kill()
+        holder.wait()
+    jobs.retrain(P, [spec], progress=False)  # free: the restored copy goes (its lock file stays), then it trains
+    assert [p.name for p in folder.iterdir()] == [".lock"] and trained == [[spec]]
+
+
 def test_compare_tells_identical_from_different(shipped_smoke, tmp_path, monkeypatch):
     root, _, _, _, keep, _ = shipped_smoke
     monkeypatch.setattr(store, "DATA", tmp_path / "data")
