@@ -24,6 +24,7 @@ from .config import RunConfig
 from .train import decode_problems, load_model, run_dir
 
 TESTSETS = "testsets"
+DECODE_BATCH = 512  # problems decoded at once: a table decoded in other batches says so in its name
 
 
 def testset_name(task: str, n: int, spectrum: str, size: int, seed: int, input_encoding: str) -> str:
@@ -76,19 +77,23 @@ def predictions_table(problems: tasks.Problems, P: np.ndarray, valid: np.ndarray
 
 
 def predict(cfg: RunConfig, spectrum: str | None = None, size: int = 10_000, seed: int = 12345,
-            snapshot: int | None = None, batch: int = 512, beam: int = 1, device=None,
+            snapshot: int | None = None, batch: int = DECODE_BATCH, beam: int = 1, device=None,
             progress: bool = True) -> Path:
     """Predict a run's test set; write and return data/runs/<run>/predictions/<set>[@<snapshot>].parquet.
-    An existing table for the same test set, checkpoint, beam and decoding precision is reused. A table decoded
-    in another precision than its run trained in (a bf16 run decoded in fp32 on a CPU: devices.decode_precision)
-    says so in its name, "-fp32", so that a table decoded in bf16 before this rule is never read for it."""
+    An existing table for the same test set, checkpoint, beam, decoding batch and decoding precision is reused. A
+    table decoded in another precision than its run trained in (a bf16 run decoded in fp32 on a CPU:
+    devices.decode_precision) says so in its name, "-fp32", so that a table decoded in bf16 before this rule is
+    never read for it; one decoded in batches of other than 512 says "-b<batch>" (the tokens are the same, the
+    log-probabilities may differ in their last bits)."""
     spectrum = spectrum or cfg.test_spectra[0]
     name, probs = testset(cfg.task, cfg.n, spectrum, size, seed, cfg.input_encoding, cfg.output_encoding)
     trained = runs.recorded_precision(run_dir(cfg))
+    if trained is None and (run_dir(cfg) / "checkpoint.pt").exists():  # a folder that records no precision
+        trained = runs.load_checkpoint(run_dir(cfg) / "checkpoint.pt")["precision"]
     device = torch.device(device) if device is not None else devices.default_device()
     precision = devices.decode_precision(trained, device) if trained else None
     tag = name + (f"@{snapshot}" if snapshot is not None else "") + (f"-beam{beam}" if beam > 1 else "") \
-        + (f"-{precision}" if precision != trained else "")
+        + (f"-b{batch}" if batch != DECODE_BATCH else "") + (f"-{precision}" if precision != trained else "")
     out = run_dir(cfg) / "predictions" / f"{tag}.parquet"
     if out.exists():
         return out

@@ -184,6 +184,18 @@ def test_predictions_decode_in_fp32_on_a_cpu_whatever_trained_the_weights(tmp_pa
         assert np.array_equal(df["logprobs"][i], logp[i, 1:T])  # the fp32 decoding's own log-probabilities
 
 
+def test_a_table_is_named_by_its_decoding_batch_and_precision_even_without_a_record(tmp_path, monkeypatch):
+    monkeypatch.setattr(store, "DATA", tmp_path / "data")
+    cfg = RunConfig.from_dict({**TINY, "precision": "bf16"})
+    folder = train.train(cfg, progress=False)
+    default = predict.predict(cfg, size=8, device="cpu", progress=False)
+    small = predict.predict(cfg, size=8, batch=3, device="cpu", progress=False)
+    assert default.name.endswith("-s12345-v2-fp32.parquet") and small.name.endswith("-v2-b3-fp32.parquet")
+    (folder / "precision").unlink()  # a folder written before runs recorded their precision
+    default.unlink()
+    assert predict.predict(cfg, size=8, device="cpu", progress=False) == default  # not named as an fp32 run's
+
+
 def test_decode_precision_rule():
     from mathtx_helpers.core import devices
 
