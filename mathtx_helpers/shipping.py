@@ -65,7 +65,7 @@ def export(profile: Profile, specs: list[RunSpec | AddRunSpec],
         if state.get("restored"):
             raise ValueError(f"run {spec.name} was restored from models/, not trained here: nothing new to ship")
         meta = {"run": spec.name, "folder": run_folder.name, "config": spec.config.flat(),
-                "precision": state.get("precision", "fp32"), "step": state["step"]}
+                "precision": _precision(spec, state), "step": state["step"]}
         snap_steps = {examples: examples // spec.config.batch for examples in (snapshots or {}).get(spec.name, [])}
         refs = _references(spec, [state["step"], *snap_steps.values()])
         weights = _write(out_dir / f"{spec.name}.npz", shipped.pack(_state(state["model"]), refs[state["step"]], meta))
@@ -178,9 +178,17 @@ def compare(profile: Profile, specs: list[RunSpec | AddRunSpec]) -> list[str]:
         text = (folder(profile) / e["metrics"]["file"]).read_text()
         theirs = _final_accuracy(spec, [json.loads(line) for line in text.splitlines() if line.strip()])
         ours = _final_accuracy(spec, runs.read_metrics(run_folder))
-        lines.append(f"{spec.name}: weights differ from the shipped ones (precision {state.get('precision', 'fp32')} "
+        lines.append(f"{spec.name}: weights differ from the shipped ones (precision {_precision(spec, state)} "
                      f"here, {e['precision']} shipped); final evaluation accuracy {ours} here, {theirs} shipped")
     return lines
+
+
+def _precision(spec: RunSpec | AddRunSpec, state: dict) -> str:
+    """The precision a finished run trained in: a matrix checkpoint records it; an arithmetic run's is its
+    config's (AddConfig.precision, never machine-dependent)."""
+    if isinstance(spec, AddRunSpec):
+        return spec.config.precision
+    return state.get("precision", "fp32")
 
 
 def _final_accuracy(spec: RunSpec | AddRunSpec, metrics: list[dict]) -> str:

@@ -62,7 +62,9 @@ def run(jobs: list[Job], unit: str, threads: int = 1, at_once: int | None = None
             while waiting and len(running) < (at_once or len(jobs)):
                 job = waiting.pop(0)
                 job.folder.mkdir(parents=True, exist_ok=True)
-                with open(job.folder / "train.log", "w") as log:
+                # appended to, never truncated: a second invocation's child that finds the run busy must not
+                # cut the log of the process training it
+                with open(job.folder / "train.log", "a") as log:
                     running[job] = subprocess.Popen([sys.executable, *job.argv], env=env, cwd=store.ROOT,
                                                     stdout=log, stderr=subprocess.STDOUT)
             time.sleep(poll)

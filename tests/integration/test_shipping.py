@@ -207,3 +207,14 @@ def test_compare_tells_identical_from_different(shipped_smoke, tmp_path, monkeyp
     entry = json.loads((root / "models" / "smoke" / "manifest.json").read_text())["runs"]["eigenvectors"]
     assert entry["snapshots"] and entry["weights"]["bytes"] > 0
 
+
+def test_an_arithmetic_run_is_shipped_and_compared_in_the_precision_it_trained_in():
+    """Arithmetic checkpoints record no precision: the run's config says it (AddConfig.precision), never a
+    default fp32 label on a bf16 run."""
+    import dataclasses
+
+    spec = P.run("addition-1layer")
+    bf16 = dataclasses.replace(spec, config=spec.config.replace(precision="bf16"))
+    assert shipping._precision(spec, {"done": True}) == "fp32"
+    assert shipping._precision(bf16, {"done": True}) == "bf16"
+    assert shipping._precision(P.run("eigenvalues-laplace"), {"precision": "bf16"}) == "bf16"

@@ -325,6 +325,20 @@ def test_side_by_side_runs_every_job_and_names_the_one_that_failed(tmp_path):
         parallel.run(queue, "step", at_once=0)
 
 
+def test_a_child_appends_to_its_runs_log_and_never_cuts_it(tmp_path):
+    """A second invocation's child (which finds the run busy and exits) must leave the log of the process
+    training the run whole: the log is appended to, and the failure quotes the new child's words."""
+    from mathtx_helpers.core import parallel
+
+    folder = tmp_path / "run"
+    folder.mkdir()
+    (folder / "train.log").write_text("lines of the process training this run\n")
+    job = parallel.Job("run", folder, ("-c", "import sys; print('busy: another process trains it'); sys.exit(2)"))
+    with pytest.raises(RuntimeError, match=r"(?s)run \(exit 2\).*busy: another process trains it"):
+        parallel.run([job], "step", progress=False, poll=0.05)
+    assert (folder / "train.log").read_text().startswith("lines of the process training this run\n")
+
+
 # ------------------------------------------------------------------------------------------ CLI
 
 
