@@ -27,16 +27,19 @@ TESTSETS = "testsets"
 DECODE_BATCH = 512  # problems decoded at once: a table decoded in other batches says so in its name
 
 
-def testset_name(task: str, n: int, spectrum: str, size: int, seed: int, input_encoding: str) -> str:
+def testset_name(task: str, n: int, spectrum: str, size: int, seed: int, input_encoding: str,
+                 output_encoding: str = "P1000") -> str:
     spec = tasks.spectrum_label(task, spectrum)
-    # v2: each (task, spectrum) draws its own stream; v1 files (shared streams) are never picked up again
-    return f"{task}-n{n}-{spec}-{input_encoding}-{size}-s{seed}-v2"
+    # v2: each (task, spectrum) draws its own stream; v1 files (shared streams) are never picked up again.
+    # The output encoding decides which draws are redrawn (a target it cannot write): named unless P1000.
+    out = f"-to{output_encoding}" if output_encoding != "P1000" else ""
+    return f"{task}-n{n}-{spec}-{input_encoding}{out}-{size}-s{seed}-v2"
 
 
 def testset(task: str, n: int, spectrum: str, size: int, seed: int = 12345, input_encoding: str = "FP15",
             output_encoding: str = "P1000") -> tuple[str, tasks.Problems]:
     """Load (or create once) a fixed test set; returns its name and problems."""
-    name = testset_name(task, n, spectrum, size, seed, input_encoding)
+    name = testset_name(task, n, spectrum, size, seed, input_encoding, output_encoding)
     path = store.DATA / TESTSETS / f"{name}.npz"
     digest = path.with_suffix(".sha256")
     if path.exists() and digest.exists():

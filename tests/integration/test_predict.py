@@ -69,6 +69,10 @@ def test_testset_reloads_what_it_wrote(data):
     assert np.array_equal(again.target, probs.target) and again.spectrum == probs.spectrum == "semicircle"
     other_name, other = predict.testset("eigenvalues", 3, "semicircle", 40, seed=4)
     assert other_name != name and not np.array_equal(other.A, probs.A)
+    # the output encoding decides which draws are kept: a set for another one is its own file
+    b_name, _ = predict.testset("eigenvalues", 3, "semicircle", 40, seed=3, output_encoding="B1999")
+    assert b_name != name and (data / "testsets" / f"{b_name}.npz").exists()
+    assert name == "eigenvalues-n3-semicircle-FP15-40-s3-v2"  # P1000 sets keep the names they always had
 
 
 def test_testsets_of_different_spectra_are_independent_draws(data):
