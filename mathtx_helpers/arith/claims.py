@@ -6,6 +6,9 @@ Each is a core.claims.Claim; a notebook measures `ours` (and the context a state
 
 from __future__ import annotations
 
+import math
+from collections.abc import Callable
+
 import numpy as np
 import pandas as pd
 
@@ -94,16 +97,28 @@ C1 = Claim("C1", "subtraction-only model (the addition model's shape and budget)
            "uniform + enriched subtraction questions, against the addition model's {add_rate:.1f} on its own sets "
            "(paper 2: subtraction-only models are less accurate; holds {rule})",
            Rule("if it errs more", lambda v, add_rate, **_: v > add_rate))
+def _came_first(first: float, second: float, when_both: Callable[[], bool]) -> bool | None:
+    """Whether step count `first` came before `second`: when_both() if both were reached; if only one was, whether
+    that one is `first`; if neither was (NaN both): cannot tell."""
+    if math.isnan(first) or math.isnan(second):
+        return None if math.isnan(first) and math.isnan(second) else not math.isnan(first)
+    return when_both()
+
+
 C2 = Claim("C2", "mixed model from scratch: step at which subtraction first reaches {target:g} % on its evaluation "
            "set, minus addition's (paper 2: addition is learned first; holds {rule}; addition at {add_step:,.0f}, "
-           "subtraction at {sub_step:,.0f})", Rule("> 0", lambda v, **_: v > 0))
+           "subtraction at {sub_step:,.0f})",
+           Rule("> 0, or addition alone reaches it", lambda v, add_step, sub_step, **_: _came_first(
+               add_step, sub_step, lambda: v > 0)), nan="rule")
 _BOTH = ("{model}: lowest accuracy (%) of the two operations on {questions:,} uniform + enriched questions each "
          "(paper 2: six 9s on both; holds {rule}; addition {add:.4f}, subtraction {sub:.4f})")
 C3 = Claim("C3", _BOTH, at_least(99.9), 99.9999)
 C4 = Claim("C4", _BOTH, at_least(99.9), 99.9999)
 C5 = Claim("C5", "ins1 route: steps the from-scratch mixed model needs to reach {target:g} % on both operations' "
            "evaluation sets, divided by the ins1 model's (the papers' motivation: ins1 learns faster; holds {rule}; "
-           "scratch {scratch:,.0f}, ins1 {ins1:,.0f} steps)", Rule("> 1", lambda v, **_: v > 1))
+           "scratch {scratch:,.0f}, ins1 {ins1:,.0f} steps)",
+           Rule("> 1, or ins1 alone reaches both", lambda v, scratch, ins1, **_: _came_first(
+               ins1, scratch, lambda: v > 1)), nan="rule")
 C6 = Claim("C6", "{model}: AUC of borrow-cascade length alone as a flag of its subtraction failures on the enriched "
            "set ({failures} failures; holds {rule})", at_least(0.9))
 C7 = Claim("C7", "ins1 mixed model: nodes (position x head or MLP) whose ablation breaks both addition and "

@@ -27,3 +27,10 @@ def steps_to(curves: pd.DataFrame, name: str, target: float) -> float:
         raise ValueError(f"no evaluation set {name!r}; sets: {', '.join(dict.fromkeys(curves['set']))}")
     hit = curves[(curves["set"] == name) & (curves["accuracy %"] >= target)]
     return float(hit["step"].min()) if len(hit) else math.nan
+
+
+def steps_to_every(curves: pd.DataFrame, names: list[str], target: float) -> float:
+    """The first evaluated step by which every set of `names` had reached `target` % (each at its own first
+    step): NaN if one of them never did, whatever the order of the sets."""
+    steps = [steps_to(curves, name, target) for name in names]
+    return math.nan if any(math.isnan(s) for s in steps) else max(steps)

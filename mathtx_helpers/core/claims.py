@@ -133,7 +133,8 @@ def with_seeds(rows_by_seed: dict[int, list[dict]]) -> list[dict]:
 
 
 def changes_with_seed(seed_holds: str) -> bool:
-    """Whether the verdicts of a row's seeds differ ("yes / no"); one seed or a missing seed: False."""
+    """Whether the verdicts of a row's seeds differ ("yes / no"; also "yes / cannot tell": what the claim reads
+    then depends on the seed's model); one seed or a missing seed ("—"): False."""
     verdicts = [v.strip() for v in str(seed_holds).split("/") if v.strip() and v.strip() != "—"]
     return len(set(verdicts)) > 1
 

@@ -93,6 +93,7 @@ def test_the_definitions_render_the_committed_statements():
     assert M.G4_FPR.text(threshold=paper.E1_COND_V_THRESHOLD) == nb4.statement["G4 fpr"]
     assert M.G4_MAX.text() == nb4.statement["G4 max"] and M.G5_TAIL.text() == nb4.statement["G5 tail"]
     assert M.PREDICT.text(task="eigenvalues", what=M.family_text("all")) == nb4.statement["predict eigenvalues all"]
+    assert renders(M.PREDICT_MOST, nb4.statement["predict most eigenvectors"], task="eigenvectors")
     assert renders(M.G6B, nb5.statement["G6b laplace"], test="laplace")
     assert renders(M.G7, nb5.statement["G7 50%"], target="50%")
     assert M.IN_DISTRIBUTION.text(spectrum="marcenko") == nb5.statement["in-distribution marcenko"]
@@ -112,6 +113,22 @@ def test_the_rules_reproduce_the_committed_verdicts():
         assert claim.verdict(nb4.ours[cid], threshold=1.035) == nb4.holds[cid], cid
     assert A.A2.verdict(nb6.ours["A2"]) == nb6.holds["A2"] and A.A3.verdict(nb6.ours["A3"]) == nb6.holds["A3"]
     assert A.A4.verdict(nb6.ours["A4"]) == nb6.holds["A4"] and A.A6.verdict(nb6.ours["A6"]) == nb6.holds["A6"]
+
+
+def test_almost_all_failures_predictable_is_read_on_the_family_that_catches_most():
+    summary = pd.DataFrame({"task": ["eigenvectors"] * 3 + ["inversion"],
+                            "features": ["problem", "solution", "all", "all"],
+                            "AUC": [0.70, 0.95, 0.97, NAN], "AUC ci low": [0.6, 0.9, 0.95, NAN],
+                            "AUC ci high": [0.8, 0.97, 0.98, NAN],
+                            "caught at 5% false alarms": [0.2, 0.93, 0.88, NAN]})
+    assert M.best_family(summary, "eigenvectors") == ("solution", 0.93, 0.95)  # not the best AUC's family
+    assert M.best_family(summary, "inversion") is None
+    rows = {r["claim"]: r for r in M.result2_rows({}, None, summary, {"eigenvectors": 90.0, "inversion": 0.0},
+                                                  "smoke", 1.035)}
+    most = rows["predict most eigenvectors"]
+    assert most["ours"] == pytest.approx(93.0) and most["holds"] == "yes" and "(solution)" in most["statement"]
+    assert rows["predict most inversion"]["holds"] == "cannot tell" and rows["predict most inversion"]["model_acc"] == 0
+    assert rows["predict eigenvectors all"]["holds"] == "yes"  # the AUC rows stay beside it
 
 
 def test_rows_become_a_claims_csv(tmp_path, monkeypatch):

@@ -227,6 +227,28 @@ def test_curves_find_the_first_step_at_a_target():
     assert math.isnan(curves.steps_to(c, "sub uniform", 99.99))
     with pytest.raises(ValueError, match="sets: add uniform, sub uniform"):
         curves.steps_to(c, "uniform", 99)
+    # every set: the last of their first steps; NaN when one never gets there, in whichever order they come
+    assert curves.steps_to_every(c, ["add uniform", "sub uniform"], 99) == 600
+    for names in (["add uniform", "sub uniform"], ["sub uniform", "add uniform"]):
+        assert math.isnan(curves.steps_to_every(c, names, 99.95))
+
+
+@pytest.mark.parametrize("add_step,sub_step,holds", [(400, 600, "yes"), (600, 400, "no"), (400, math.nan, "yes"),
+                                                     (math.nan, 400, "no"), (math.nan, math.nan, "cannot tell")])
+def test_c2_addition_first_reads_a_run_that_never_learns_subtraction(add_step, sub_step, holds):
+    from mathtx_helpers.arith import claims
+
+    row = claims.C2.row(sub_step - add_step, "cpu", target=99, add_step=add_step, sub_step=sub_step)
+    assert row["holds"] == holds
+
+
+@pytest.mark.parametrize("scratch,ins1,holds", [(12_000, 7_000, "yes"), (7_000, 12_000, "no"),
+                                                (math.nan, 7_000, "yes"), (12_000, math.nan, "no"),
+                                                (math.nan, math.nan, "cannot tell")])
+def test_c5_ins1_faster_reads_a_model_that_never_reaches_both(scratch, ins1, holds):
+    from mathtx_helpers.arith import claims
+
+    assert claims.C5.row(scratch / ins1, "cpu", target=99, scratch=scratch, ins1=ins1)["holds"] == holds
 
 
 # --------------------------------------------------------------------------------------------------
