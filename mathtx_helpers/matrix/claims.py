@@ -68,11 +68,12 @@ def best_family(summary, task: str) -> tuple[str, float, float] | None:
     """The feature family that catches most of `task`'s failures at 5 % false alarms in features.predict_table's
     summary: (family, share caught, its AUC); None where no family could be measured (no failures or no
     successes in the held-out half)."""
-    s = summary[summary.task == task].set_index("features")["caught at 5% false alarms"] if len(summary) else None
-    if s is None or not s.notna().any():
+    s = summary[summary.task == task].set_index("features")
+    caught = s["caught at 5% false alarms"]
+    if not caught.notna().any():
         return None
-    family = s.idxmax()
-    return family, float(s[family]), float(summary[(summary.task == task) & (summary.features == family)].AUC.iloc[0])
+    family = caught.idxmax()
+    return family, float(caught[family]), float(s.AUC[family])
 
 
 def family_text(family: str) -> str:

@@ -103,8 +103,7 @@ def predict(cfg: RunConfig, spectrum: str | None = None, size: int = 10_000, see
     with runs.RunLock(run_dir(cfg), what="predict"):
         if out.exists():  # written while we waited for the lock
             return out
-        model, codec, loaded = load_model(cfg, device, snapshot)
-        precision = precision or devices.decode_precision(loaded, device)  # a folder that records no precision
+        model, codec, _ = load_model(cfg, device, snapshot)  # (precision: known above from the folder)
         P, valid, tokens, logp = decode_problems(model, codec, probs, device, precision, batch=batch, beam=beam,
                                                  progress=progress)
         df = predictions_table(probs, P, valid, tokens, logp, codec.tgt.eos)

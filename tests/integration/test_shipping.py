@@ -3,8 +3,11 @@ ones did, a damaged file restores nothing, and compare tells identical from diff
 
 from __future__ import annotations
 
+import contextlib
 import json
 import shutil
+import subprocess
+import sys
 
 import numpy as np
 import pandas as pd
@@ -19,6 +22,22 @@ pytestmark = pytest.mark.usefixtures("one_thread")
 
 P = get_profile("smoke")
 NAMES = ["eigenvectors", "eigenvalues-laplace", "addition-1layer"]
+
+
+@contextlib.contextmanager
+def held_by_another_process(folder, what: str = "train"):
+    """A second process holding the run lock of `folder` (RunLock is re-entrant within this one)."""
+    holder = subprocess.Popen([sys.executable, "-c", "import sys, time; from pathlib import Path; "
+                               "from mathtx_helpers.core import runs\n"
+                               "with runs.RunLock(Path(sys.argv[1]), what=sys.argv[2]):\n"
+                               "    print('held', flush=True); time.sleep(60)",
+                               str(folder), what], stdout=subprocess.PIPE, text=True, cwd=store.ROOT)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        yield holder.pid
+    finally:
+        holder.kill()
+        holder.wait()
 
 
 def test_pack_round_trip_is_exact_and_codes_untouched_rows():
@@ -131,8 +150,6 @@ def test_weights_that_do_not_unpack_restore_nothing(shipped_smoke, tmp_path, mon
 
 
 def test_restore_never_writes_into_a_run_another_process_holds(shipped_smoke, tmp_path, monkeypatch):
-    import subprocess
-    import sys
     import time
 
     root = shipped_smoke[0]
@@ -140,27 +157,16 @@ def test_restore_never_writes_into_a_run_another_process_holds(shipped_smoke, tm
     monkeypatch.setattr(shipping, "MODELS", root / "models")
     busy = runs.folder_of(P.run("eigenvalues-laplace").config)
     busy.mkdir(parents=True)
-    holder = subprocess.Popen([sys.executable, "-c", "import sys, time; from pathlib import Path; "
-                               "from mathtx_helpers.core import runs\n"
-                               "with runs.RunLock(Path(sys.argv[1])):\n    print('held', flush=True); time.sleep(60)",
-                               str(busy)], stdout=subprocess.PIPE, text=True, cwd=store.ROOT)
-    try:
-        assert holder.stdout.readline().strip() == "held"
-        with pytest.raises(runs.RunBusy, match=f"process {holder.pid} .* then restore again"):
+    with held_by_another_process(busy) as pid:
+        with pytest.raises(runs.RunBusy, match=f"process {pid} .* then restore again"):
             shipping.restore(P)
         assert sorted(p.name for p in busy.iterdir()) == [".lock"]  # nothing written into the busy run
-    finally:
-        holder.kill()
-        holder.wait()
     time.sleep(0.1)
     restored = shipping.restore(P)  # once it is free, the rest is restored
     assert any(line.startswith("eigenvalues-laplace:") for line in restored)
 
 
 def test_retrain_never_deletes_a_restored_run_another_process_reads(shipped_smoke, tmp_path, monkeypatch):
-    import subprocess
-    import sys
-
     from mathtx_helpers import jobs
 
     root = shipped_smoke[0]
@@ -172,19 +178,10 @@ def test_retrain_never_deletes_a_restored_run_another_process_reads(shipped_smok
     before = sorted(p.name for p in folder.iterdir())
     trained = []
     monkeypatch.setattr(jobs, "train_profiled", lambda profile, specs, **kw: trained.append(specs))
-    holder = subprocess.Popen([sys.executable, "-c", "import sys, time; from pathlib import Path; "
-                               "from mathtx_helpers.core import runs\n"
-                               "with runs.RunLock(Path(sys.argv[1]), what='predict'):\n"
-                               "    print('held', flush=True); time.sleep(60)",
-                               str(folder)], stdout=subprocess.PIPE, text=True, cwd=store.ROOT)
-    try:
-        assert holder.stdout.readline().strip() == "held"
+    with held_by_another_process(folder, what="predict"):
         with pytest.raises(runs.RunBusy, match="then retrain again"):
             jobs.retrain(P, [spec])
         assert sorted(p.name for p in folder.iterdir()) == before and not trained
-    finally:
-        holder.kill()
-        holder.wait()
     jobs.retrain(P, [spec], progress=False)  # free: the restored copy goes (its lock file stays), then it trains
     assert [p.name for p in folder.iterdir()] == [".lock"] and trained == [[spec]]
 
