@@ -1,8 +1,9 @@
 """Arithmetic models: training step time at 1 and 2 threads in fp32 and at 1 thread in bf16 autocast
-(AddConfig.precision), interleaved, and scoring questions per second. Every model shape of the profile, on
-addition batches (a subtraction batch costs the same).
+(AddConfig.precision), interleaved, and scoring questions per second (the full forward pass against
+Decoder.logits_at, interleaved). Every model shape of the profile, on addition batches (a subtraction batch costs
+the same).
 
-    python benchmarks/arith_throughput.py [--profile cpu] [--steps 40] [--rounds 3]
+    python benchmarks/arith_throughput.py [--profile cpu] [--steps 40] [--rounds 3] [--scoring-only]
 
 The arithmetic runs train with one thread each, side by side (jobs.train_runs): results then do not
 depend on the machine's core count. On an idle 2-core machine (2026-11-23) the 2-layer model took 84 ms per step on
@@ -50,6 +51,7 @@ def main() -> None:
     parser.add_argument("--profile", choices=list(PROFILES), default="cpu")
     parser.add_argument("--steps", type=int, default=40, help="timed training steps per measurement")
     parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds of every variant (3)")
+    parser.add_argument("--scoring-only", action="store_true", help="measure scoring only (no training steps)")
     args = parser.parse_args()
     print(f"torch {torch.__version__}, AMX: {devices.has_amx()}")
     variants = ((1, "fp32"), (2, "fp32"), (1, "bf16"))  # (threads, precision)
@@ -57,6 +59,10 @@ def main() -> None:
         if spec.replicate:  # a second seed has its first seed's shape and cost
             continue
         cfg = spec.config
+        if args.scoring_only:
+            print(f"{spec.name}:")
+            scoring(cfg, args.rounds)
+            continue
         params = arith_train.build(cfg).n_params()
         times: dict[tuple[int, str], list[float]] = {v: [] for v in variants}
         for _ in range(args.rounds):  # interleaved: a shared machine's drift hits every variant alike
@@ -69,13 +75,38 @@ def main() -> None:
               + f"; bf16 / fp32 on 1 thread: {best[1, 'fp32'] / best[1, 'bf16']:.2f}x; {cfg.steps:,} steps at 1 "
               f"thread = {best[1, 'fp32'] * cfg.steps / 60:.1f} min fp32, "
               f"{best[1, 'bf16'] * cfg.steps / 60:.1f} min bf16")
-        torch.set_num_threads(1)
-        model = arith_train.build(cfg).eval()
-        D, Dp = addition.sample(20_000, cfg.n_digits, np.random.default_rng(1))
-        t0 = time.perf_counter()
-        arith_train.score(model, D, Dp)
-        rate = len(D) / (time.perf_counter() - t0)
-        print(f"  scoring (teacher-forced exact match, fp32), 1 thread: {rate:,.0f} questions/s")
+        scoring(cfg, args.rounds)
+
+
+def scoring(cfg: AddConfig, rounds: int, questions: int = 20_000) -> None:
+    """Teacher-forced scoring on one thread, in score()'s batches: the full forward pass (answer_logits, what
+    score() ran before Decoder.logits_at) against logits_at, interleaved; and whether the two give the same
+    bytes on this CPU."""
+    torch.set_num_threads(1)
+    torch.manual_seed(0)
+    model = arith_train.build(cfg).eval()
+    n = cfg.n_digits
+    D, Dp = addition.sample(questions, n, np.random.default_rng(1))
+    tok = torch.from_numpy(addition.tokens(D, Dp))
+    variants = {"full pass": lambda t: arith_train.answer_logits(model, t, n),
+                "logits_at": lambda t: model.logits_at(t, addition.answer_slice(n))}
+    times: dict[str, list[float]] = {v: [] for v in variants}
+    same = True
+    with torch.no_grad():
+        for _ in range(rounds):
+            for v, f in variants.items():
+                t0 = time.perf_counter()
+                out = [f(tok[i:i + 512]) for i in range(0, questions, 512)]
+                times[v].append(time.perf_counter() - t0)
+                if v == "full pass":
+                    ref = out
+                else:
+                    same &= all(torch.equal(a, b) for a, b in zip(ref, out, strict=True))
+    rate = {v: questions / min(t) for v, t in times.items()}
+    print("  scoring (teacher-forced, fp32, batches of 512), 1 thread, questions/s best / median of "
+          f"{rounds}: " + ", ".join(f"{v} {rate[v]:,.0f} / {questions / float(np.median(times[v])):,.0f}"
+                                    for v in variants)
+          + f"; logits_at / full {rate['logits_at'] / rate['full pass']:.2f}x; same bytes: {same}")
 
 
 if __name__ == "__main__":

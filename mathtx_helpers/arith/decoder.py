@@ -84,11 +84,14 @@ class Attention(nn.Module):
                              persistent=False)
 
     def forward(self, x: torch.Tensor, hooks: Hooks | None, prefix: str,
-                kv: tuple[torch.Tensor, torch.Tensor] | None = None) -> torch.Tensor:
+                kv: tuple[torch.Tensor, torch.Tensor] | None = None, out_from: int = 0) -> torch.Tensor:
         """x (B, T, C): every position, or with kv = the earlier positions' keys and values (B, H, q, dh) each,
-        the positions q .. q+T-1 only."""
+        the positions q .. q+T-1 only. out_from > 0 (no hooks): the output of x's positions out_from.. only
+        (B, T - out_from, C); every position still gives its key and value."""
         B, T, _ = x.shape
         q, k, v = self.W_QKV(x).view(B, T, 3, self.H, self.dh).permute(2, 0, 3, 1, 4)  # 3 x (B, H, T, dh)
+        if out_from:
+            q, T = q[:, :, out_from:], T - out_from  # (B, H, T - out_from, dh)
         if hooks is not None:
             k, v = hooks(f"{prefix}.k", k), hooks(f"{prefix}.v", v)
         if kv is not None:
@@ -115,8 +118,9 @@ class Block(nn.Module):
         self.W_in, self.W_out = nn.Linear(cfg.d_model, cfg.d_mlp), nn.Linear(cfg.d_mlp, cfg.d_model)
 
     def forward(self, x: torch.Tensor, hooks: Hooks | None, layer: int,
-                kv: tuple[torch.Tensor, torch.Tensor] | None = None) -> torch.Tensor:
-        x = x + self.attn(self.ln1(x), hooks, f"L{layer}.attn", kv)
+                kv: tuple[torch.Tensor, torch.Tensor] | None = None, out_from: int = 0) -> torch.Tensor:
+        """x (B, T, C) -> (B, T - out_from, C): the positions out_from.. of the block's output."""
+        x = x[:, out_from:] + self.attn(self.ln1(x), hooks, f"L{layer}.attn", kv, out_from)
         h = F.relu(self.W_in(self.ln2(x)))  # (B, T, d_mlp)
         if hooks is not None:
             h = hooks(f"L{layer}.mlp.post", h)
@@ -162,6 +166,24 @@ class Decoder(nn.Module):
             if hooks is not None:
                 x = hooks(f"L{layer}.resid_post", x)
         return self.unembed(self.ln_f(x))
+
+    def logits_at(self, tokens: torch.Tensor, positions: slice) -> torch.Tensor:
+        """self(tokens)[:, positions], with the last block computing the queries, attention outputs and MLPs of
+        those positions only (every position still gives its key and value, so each softmax runs over as many keys
+        as in the full pass). Equal to the full pass up to float rounding (other matmul shapes); the same bytes at
+        the answer positions on the CPUs measured (benchmarks/arith_throughput.py checks it). For teacher-forced
+        scoring, where 8 of a 5-digit question's 19 positions are computed in the last block: about a third of the
+        2-layer model's work saved (docs/benchmarks.md). No hooks: the interpretability passes see every
+        position."""
+        T = tokens.shape[1]
+        start, stop, step = positions.indices(T)
+        if step != 1 or start >= stop:
+            raise ValueError(f"logits_at needs a non-empty slice with step 1, got {positions}")
+        x = self.embed(tokens) + self.pos.weight[:T]  # (B, T, C)
+        last = len(self.blocks) - 1
+        for layer, block in enumerate(self.blocks):
+            x = block(x, None, layer, out_from=start if layer == last else 0)
+        return self.unembed(self.ln_f(x[:, :stop - start]))  # (B, stop - start, V)
 
     def n_params(self) -> int:
         return sum(p.numel() for p in self.parameters())

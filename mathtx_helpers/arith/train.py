@@ -51,7 +51,9 @@ def learning_rate(cfg: AddConfig, step: int) -> float:
 
 
 def answer_logits(model: Decoder, tok: torch.Tensor, n: int) -> torch.Tensor:
-    """(B, n+2, V) logits at the positions that predict the sign and the n+1 answer digits."""
+    """(B, n+2, V) logits at the positions that predict the sign and the n+1 answer digits, from the full
+    forward pass: training's, whose gradient bytes (and so the shipped models) depend on it. Scoring reads the
+    same logits from Decoder.logits_at, which computes a third less."""
     return model(tok)[:, addition.answer_slice(n)]
 
 
@@ -92,7 +94,7 @@ def score(model: Decoder, D: np.ndarray, Dp: np.ndarray, batch: int = 512, op: i
     pred, lp_min = [], []
     for i in range(0, len(D), batch):
         tok = torch.from_numpy(addition.tokens(D[i:i + batch], Dp[i:i + batch], op))
-        logits = answer_logits(model, tok, n).float()  # (b, n+2, V)
+        logits = model.logits_at(tok, addition.answer_slice(n)).float()  # (b, n+2, V)
         pred.append(logits.argmax(-1).numpy())
         logp = F.log_softmax(logits, -1).max(-1).values  # log-probability of each predicted token (b, n+2)
         lp_min.append(logp.min(1).values.numpy())

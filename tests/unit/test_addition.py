@@ -129,6 +129,46 @@ def test_starting_at_a_later_block_gives_the_full_passs_bytes(model, tok):
         assert not torch.equal(full, model(t))  # the patch did change something: the test reads a real change
 
 
+@pytest.mark.parametrize("shape", [dict(d_model=32, d_head=8, d_mlp=64, n_layers=1),
+                                   dict(d_model=32, d_head=8, d_mlp=64, n_layers=2),
+                                   dict(d_model=128, d_head=32, d_mlp=512, n_layers=2),  # the cpu profile's models
+                                   dict(d_model=128, d_head=32, d_mlp=512, n_layers=3, n_heads=4)])
+def test_logits_at_some_positions_are_the_full_passs_bytes(one_thread, tok, shape):
+    """Decoder.logits_at (scoring's pass: the last block at the asked positions only) gives the full pass's
+    logits there, for the answer positions and any other run of positions, at several batch sizes (other matmul
+    shapes: equal up to float rounding, the same greedy tokens)."""
+    torch.manual_seed(3)
+    m = Decoder(DecoderConfig(**shape)).eval()
+    t = torch.from_numpy(tok)
+    with torch.no_grad():
+        full = m(t)
+        for positions in (addition.answer_slice(N), slice(0, 19), slice(4, 5), slice(18, None), slice(0, 1)):
+            for b in (1, 7, 64):
+                got = m.logits_at(t[:b], positions)
+                assert got.shape == full[:b, positions].shape
+                torch.testing.assert_close(got, full[:b, positions], rtol=1e-6, atol=1e-6)
+                assert torch.equal(got.argmax(-1), full[:b, positions].argmax(-1))
+    with pytest.raises(ValueError, match="step 1"):
+        m.logits_at(t, slice(0, 19, 2))
+    with pytest.raises(ValueError, match="non-empty"):
+        m.logits_at(t, slice(5, 5))
+
+
+def test_score_reads_the_trainings_answer_logits(model, tok):
+    """score() (logits_at) gives the predictions of the logits training's loss reads (answer_logits: the full
+    pass)."""
+    D, Dp = addition.sample(300, N, np.random.default_rng(4))
+    s = arith_train.score(model, D, Dp, batch=128)
+    with torch.no_grad():
+        logits = arith_train.answer_logits(model, torch.from_numpy(addition.tokens(D, Dp)), N)
+    P = logits.argmax(-1).numpy()
+    sign, A = addition.answer(D, Dp)
+    np.testing.assert_array_equal(s["wrong_digits"], P[:, 1:][:, ::-1] != A)
+    np.testing.assert_array_equal(s["sign_ok"], P[:, 0] == sign)
+    np.testing.assert_allclose(s["confidence"], torch.log_softmax(logits, -1).max(-1).values.min(1).values.numpy(),
+                               rtol=1e-5, atol=1e-6)
+
+
 @pytest.mark.parametrize("q", [1, 9, 12, 17])
 def test_a_pass_from_a_prefix_gives_the_full_passs_later_positions(model, tok, q):
     """Decoder.forward(prefix=...) computes positions q.. alone from the clean run's keys and values: what the
