@@ -171,3 +171,45 @@ def accuracy_by_tolerance(df: pd.DataFrame, tolerances=tasks.TABLE_TOLERANCES) -
                                "inv_err": "distance to inverse"}.items() if c in df}
     return pd.DataFrame([{"tolerance": t, "property": name, "percent": 100 * (df[c].to_numpy(float) < t).mean()}
                          for c, name in cols.items() for t in tolerances])
+
+
+# --------------------------------------------------------------------------------------------------
+# Where an eigenvalue model's spectrum is wrong: its mean, spread or shape (benchmarks/eigenvalue_diagnosis.py)
+# --------------------------------------------------------------------------------------------------
+
+
+def spectrum_parts(eigvals: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """A spectrum (B, n), decreasing, as the three things that fix it: its mean (trace(A) / n: linear in A), its
+    spread (the root-mean-square distance from the mean: sqrt(||A||_F^2 / n - mean^2), quadratic in A) and its
+    shape (B, n - 2): each interior eigenvalue's place between the extremes, (l_i - l_n) / (l_1 - l_n) in [0, 1]
+    (for n = 3, with mean and spread known, the determinant fixes it). NaN where the extremes coincide."""
+    eigvals = np.asarray(eigvals, dtype=np.float64)
+    mean = eigvals.mean(-1)
+    spread = np.sqrt(((eigvals - mean[:, None]) ** 2).mean(-1))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        width = eigvals[:, 0] - eigvals[:, -1]
+        shape = (eigvals[:, 1:-1] - eigvals[:, -1:]) / np.where(width > 0, width, np.nan)[:, None]
+    return mean, spread, shape
+
+
+def spectrum_errors(eigvals: np.ndarray, eigvals_hat: np.ndarray) -> pd.DataFrame:
+    """Per problem, how far a predicted spectrum (B, n) is from the true one (both decreasing) in each of
+    spectrum_parts: 'mean' |mean_hat - mean| / mean(|l|) (the verifier's scale), 'spread' |s_hat - s| / s,
+    'shape' the largest |t_hat - t| over the interior eigenvalues (0 to 1). NaN where a prediction is missing."""
+    (m, s, t), (m_hat, s_hat, t_hat) = spectrum_parts(eigvals), spectrum_parts(eigvals_hat)
+    scale = np.abs(np.asarray(eigvals, dtype=np.float64)).mean(-1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        shape = np.abs(t_hat - t).max(-1) if t.shape[1] else np.zeros(len(m))
+        return pd.DataFrame({"mean": np.abs(m_hat - m) / scale, "spread": np.abs(s_hat - s) / s, "shape": shape})
+
+
+def with_true_shape(eigvals: np.ndarray, eigvals_hat: np.ndarray) -> np.ndarray:
+    """The predicted spectra (B, n) with their shape replaced by the true one, their own mean and spread kept: what
+    a model would predict if only its shape were fixed."""
+    _, _, t = spectrum_parts(eigvals)
+    m_hat, s_hat, _ = spectrum_parts(eigvals_hat)
+    u = np.concatenate([np.ones((len(t), 1)), t, np.zeros((len(t), 1))], axis=1)  # (B, n): the true shape, 1 .. 0
+    u = u - u.mean(1, keepdims=True)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        u = u / np.sqrt((u ** 2).mean(1, keepdims=True))  # mean 0, spread 1
+    return m_hat[:, None] + s_hat[:, None] * u

@@ -182,3 +182,64 @@ def test_auc_ci_is_the_bootstrap_of_sklearns_auc(levels):
     assert got[0] == want[0] and 0.5 < got[0] < 1
     assert np.allclose(got[1:], want[1:], rtol=0, atol=1e-12)
     assert np.isnan(stats.auc_ci(np.zeros(5, bool), np.arange(5.0), rng=rng)[0])  # one class: no AUC
+
+
+# --------------------------------------------------------------------------------------------------
+# An eigenvalue prediction's mean, spread and shape
+# --------------------------------------------------------------------------------------------------
+
+
+def _spectra(rng, B=200, n=3):
+    return -np.sort(-rng.normal(size=(B, n)) * 3, axis=1)
+
+
+@pytest.mark.parametrize("n", [3, 5])
+def test_spectrum_errors_see_a_shift_as_mean_a_stretch_as_spread_and_nothing_else(n):
+    rng = np.random.default_rng(0)
+    L = _spectra(rng, n=n)
+    m, s, t = failures.spectrum_parts(L)
+    np.testing.assert_allclose(m, L.mean(1))
+    A = [np.diag(x) for x in L[:3]]  # the spread is sqrt(||A||_F^2 / n - mean^2) of any matrix with this spectrum
+    np.testing.assert_allclose(s[:3], [np.sqrt((a ** 2).sum() / n - np.trace(a) ** 2 / n ** 2) for a in A])
+    assert t.shape == (len(L), n - 2) and ((t >= 0) & (t <= 1)).all()
+    exact = failures.spectrum_errors(L, L)
+    assert (exact.to_numpy() == 0).all()
+    shifted = failures.spectrum_errors(L, L + 0.7)
+    np.testing.assert_allclose(shifted["mean"], 0.7 / np.abs(L).mean(1))
+    np.testing.assert_allclose(shifted[["spread", "shape"]].to_numpy(), 0, atol=1e-12)
+    mean = L.mean(1, keepdims=True)
+    stretched = failures.spectrum_errors(L, mean + 1.3 * (L - mean))
+    np.testing.assert_allclose(stretched["spread"], 0.3)
+    np.testing.assert_allclose(stretched[["mean", "shape"]].to_numpy(), 0, atol=1e-12)
+
+
+def test_a_middle_eigenvalue_moved_keeping_mean_and_spread_is_a_shape_error_only():
+    L = np.array([[3.0, 1.0, -4.0]])
+    m, s, t = failures.spectrum_parts(L)
+    # the spectrum of mean 0 and spread s whose middle eigenvalue sits at 1/2 between the extremes: (1, 0, -1) * k
+    other = np.array([[1.0, 0.0, -1.0]]) * s[0] / np.sqrt(2 / 3)
+    e = failures.spectrum_errors(L, other)
+    np.testing.assert_allclose(e[["mean", "spread"]].to_numpy(), 0, atol=1e-12)
+    np.testing.assert_allclose(e["shape"], abs(0.5 - t[0, 0]))
+    # and giving it back its true shape restores it exactly
+    np.testing.assert_allclose(failures.with_true_shape(L, other), L)
+
+
+def test_with_true_shape_keeps_the_predictions_mean_and_spread():
+    rng = np.random.default_rng(1)
+    L = _spectra(rng, n=4)
+    L_hat = _spectra(rng, n=4)
+    fixed = failures.with_true_shape(L, L_hat)
+    e = failures.spectrum_errors(L, fixed)
+    np.testing.assert_allclose(e["shape"], 0, atol=1e-12)
+    got, want = failures.spectrum_parts(fixed), failures.spectrum_parts(L_hat)
+    np.testing.assert_allclose(got[0], want[0])
+    np.testing.assert_allclose(got[1], want[1])
+
+
+def test_missing_predictions_give_nan_errors():
+    L = _spectra(np.random.default_rng(2), B=3)
+    L_hat = L.copy()
+    L_hat[1] = np.nan
+    e = failures.spectrum_errors(L, L_hat)
+    assert e.iloc[1].isna().all() and not e.iloc[[0, 2]].isna().any().any()
