@@ -213,3 +213,36 @@ def with_true_shape(eigvals: np.ndarray, eigvals_hat: np.ndarray) -> np.ndarray:
     with np.errstate(invalid="ignore", divide="ignore"):
         u = u / np.sqrt((u ** 2).mean(1, keepdims=True))  # mean 0, spread 1
     return m_hat[:, None] + s_hat[:, None] * u
+
+
+def eigenvalue_spectra(df: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+    """(true, predicted) spectra (B, n), decreasing, of an eigenvalue predictions table; NaN rows where a
+    prediction is invalid."""
+    L = np.stack(df["reference"].to_numpy()).astype(np.float64)
+    L_hat = np.full_like(L, np.nan)
+    for i, (p, ok) in enumerate(zip(df["prediction"], df["valid"], strict=True)):
+        if ok:
+            L_hat[i] = np.asarray(p, dtype=np.float64).reshape(-1)
+    return L, L_hat
+
+
+def spectrum_table(tables: dict, tol: float = 0.05) -> pd.DataFrame:
+    """One row per eigenvalue predictions table (key -> table; a tuple key fills the index): accuracy at `tol`
+    (%), the median error of the spectrum's mean, spread and shape over the valid predictions (spectrum_errors),
+    and the accuracy (%) of two repairs: the true shape with the model's own mean and spread, and the true mean
+    and spread with the model's own shape."""
+
+    def acc(L, L_hat):
+        err = np.abs(L_hat - L).sum(1) / np.abs(L).sum(1)  # the verifier's error (tasks.verify)
+        return 100 * float(np.mean(np.nan_to_num(err, nan=np.inf) < tol))
+
+    rows = []
+    for df in tables.values():
+        L, L_hat = eigenvalue_spectra(df)
+        e = spectrum_errors(L, L_hat).median()  # NaN rows (invalid predictions) left out
+        rows.append({"accuracy %": acc(L, L_hat), "mean error": e["mean"], "spread error": e["spread"],
+                     "shape error": e["shape"], "accuracy, true shape %": acc(L, with_true_shape(L, L_hat)),
+                     "accuracy, true mean and spread %": acc(L, with_true_shape(L_hat, L))})
+    index = pd.MultiIndex.from_tuples(list(tables)) if tables and isinstance(next(iter(tables)), tuple) \
+        else pd.Index(list(tables))
+    return pd.DataFrame(rows, index=index)

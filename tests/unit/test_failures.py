@@ -243,3 +243,28 @@ def test_missing_predictions_give_nan_errors():
     L_hat[1] = np.nan
     e = failures.spectrum_errors(L, L_hat)
     assert e.iloc[1].isna().all() and not e.iloc[[0, 2]].isna().any().any()
+
+
+def test_spectrum_table_reads_prediction_tables():
+    """The exact predictions score 100 % with no error; a shape-only error is repaired by the true shape and not by
+    the true mean and spread; an invalid prediction fails and stays out of the medians."""
+    rng = np.random.default_rng(3)
+    L = _spectra(rng, B=50)
+    m, s, _ = failures.spectrum_parts(L)
+    middle = (m[:, None] + s[:, None] * np.array([1.0, 0.0, -1.0]) / np.sqrt(2 / 3))  # mean and spread kept, t = 1/2
+
+    def table(P, valid):
+        predictions = [p[:, None] if ok else None for p, ok in zip(P, valid, strict=True)]
+        return pd.DataFrame({"reference": list(L), "prediction": predictions, "valid": valid})
+
+    valid = np.ones(len(L), dtype=bool)
+    broken = valid.copy()
+    broken[0] = False
+    t = failures.spectrum_table({("exact", 0): table(L, valid), ("middle", 0): table(middle, valid),
+                                 ("exact", 1): table(L, broken)})
+    assert t.loc[("exact", 0)].tolist() == [100.0, 0.0, 0.0, 0.0, 100.0, 100.0]
+    row = t.loc[("middle", 0)]
+    assert row["mean error"] < 1e-12 and row["spread error"] < 1e-12 and row["shape error"] > 0
+    assert row["accuracy, true shape %"] == 100.0
+    assert row["accuracy, true mean and spread %"] == row["accuracy %"] < 100.0
+    assert t.loc[("exact", 1), "accuracy %"] == 98.0 and t.loc[("exact", 1), "shape error"] == 0.0
