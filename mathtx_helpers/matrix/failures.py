@@ -92,6 +92,15 @@ def problems_of(df: pd.DataFrame, task: str, n: int | None = None) -> tasks.Prob
     return tasks.Problems(task, "table", A, target)
 
 
+def predictions_of(df: pd.DataFrame, task: str, n: int) -> np.ndarray:
+    """The predicted solutions of a predictions table, (B, *target shape), NaN where a prediction is missing."""
+    P = np.full((len(df), *tasks.target_shape(task, n)), np.nan)
+    for i, p in enumerate(df["prediction"]):
+        if p is not None:
+            P[i] = np.asarray(p, float).reshape(P.shape[1:])
+    return P
+
+
 def matrix_size(df: pd.DataFrame) -> int:
     """n of the n x n problems of a predictions table."""
     return int(round(math.sqrt(len(df["problem"].iloc[0]))))
@@ -217,13 +226,9 @@ def with_true_shape(eigvals: np.ndarray, eigvals_hat: np.ndarray) -> np.ndarray:
 
 def eigenvalue_spectra(df: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
     """(true, predicted) spectra (B, n), decreasing, of an eigenvalue predictions table; NaN rows where a
-    prediction is invalid."""
-    L = np.stack(df["reference"].to_numpy()).astype(np.float64)
-    L_hat = np.full_like(L, np.nan)
-    for i, (p, ok) in enumerate(zip(df["prediction"], df["valid"], strict=True)):
-        if ok:
-            L_hat[i] = np.asarray(p, dtype=np.float64).reshape(-1)
-    return L, L_hat
+    prediction is missing (invalid)."""
+    L = np.stack(df["reference"].to_numpy()).astype(np.float64).reshape(len(df), -1)
+    return L, predictions_of(df, "eigenvalues", L.shape[1])[:, :, 0]
 
 
 def spectrum_table(tables: dict, tol: float = 0.05) -> pd.DataFrame:

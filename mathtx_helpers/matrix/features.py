@@ -11,7 +11,7 @@ import pandas as pd
 
 from ..core.stats import auc_ci, share_ci
 from . import tasks
-from .failures import failed, matrix_size, problems_of
+from .failures import failed, matrix_size, predictions_of, problems_of
 
 
 def split_stats(values, fail) -> dict[str, float]:
@@ -73,13 +73,8 @@ def solution_features(task: str, df: pd.DataFrame, n: int) -> pd.DataFrame:
     """Properties of the predicted solution that need no reference answer (NaN where invalid).
     eigenvectors: cond(V_hat), orthogonality and norms of V_hat; eigenvalues: how far the predicted
     eigenvalues are from two invariants of A (trace and Frobenius norm); inversion: cond and size of P_hat."""
-    B = len(df)
     A = problems_of(df, task, n).A
-    shape = tasks.target_shape(task, n)
-    P = np.full((B, *shape), np.nan)
-    for i, p in enumerate(df["prediction"]):
-        if p is not None:
-            P[i] = np.asarray(p, float).reshape(shape)
+    P = predictions_of(df, task, n)
     with np.errstate(all="ignore"):
         if task == "eigenvectors":
             return pd.DataFrame({"log10 (cond(V_hat) - 1)": np.log10(df["cond_V"].to_numpy(float) - 1 + 1e-12),
