@@ -1,6 +1,8 @@
 """Where the eigenvalue models that stay below 90 % go wrong: the mean, the spread or the shape of the spectrum.
 
     python benchmarks/eigenvalue_diagnosis.py [--profile cpu] [--tol 0.05]
+    MATHTX_DATA_DIR=DIR python benchmarks/eigenvalue_diagnosis.py --sweep NAME[,NAME ...]   # sweep runs (sweep.py
+                                                                   # --scratch DIR), on 10,000-problem test sets
 
 A 3x3 spectrum l1 >= l2 >= l3 is fixed by three numbers (matrix.failures.spectrum_parts): its mean (trace(A) / 3,
 linear in A), its spread (the root-mean-square distance from the mean, from ||A||_F: quadratic) and its shape (where
@@ -25,19 +27,39 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from mathtx_helpers.matrix import failures, predict  # noqa: E402
+from mathtx_helpers.matrix.config import RunConfig  # noqa: E402
 from mathtx_helpers.matrix.train import run_dir, run_status  # noqa: E402
-from mathtx_helpers.profiles import PROFILES  # noqa: E402
+from mathtx_helpers.profiles import PROFILES, RunSpec  # noqa: E402
+
+
+def sweep_specs(ap: argparse.ArgumentParser, names: str) -> list[RunSpec]:
+    """The named eigenvalue candidates of benchmarks/sweep.py as RunSpecs (10,000-problem test sets)."""
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    from sweep import CANDIDATES
+
+    eigen = [n for n, c in CANDIDATES.items() if c["task"] == "eigenvalues"]
+    wanted = [n.strip() for n in names.split(",") if n.strip()]
+    unknown = [n for n in wanted if n not in eigen]
+    if unknown:
+        ap.error(f"no eigenvalue candidate {', '.join(unknown)} in benchmarks/sweep.py; valid: {', '.join(eigen)}")
+    return [RunSpec(n, RunConfig.from_dict(CANDIDATES[n]), "sweep candidate") for n in wanted]
 
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--profile", choices=list(PROFILES), default="cpu")
     ap.add_argument("--tol", type=float, default=0.05)
+    ap.add_argument("--sweep", default="", help="comma-separated eigenvalue candidates of benchmarks/sweep.py, read "
+                    "from the data folder $MATHTX_DATA_DIR (a sweep's --scratch), instead of the profile's runs")
     args = ap.parse_args()
     if not 0 < args.tol < 1:
         ap.error(f"--tol must be in (0, 1), got {args.tol}")
-    specs = [s for s in PROFILES[args.profile].runs if s.config.task == "eigenvalues"]
+    specs = sweep_specs(ap, args.sweep) if args.sweep else \
+        [s for s in PROFILES[args.profile].runs if s.config.task == "eigenvalues"]
     trained = [s for s in specs if run_status(s.config) == "done"]
+    if not trained and args.sweep:
+        ap.error(f"none of these candidates is trained under {run_dir(specs[0].config).parent}: set MATHTX_DATA_DIR "
+                 "to the data folder of a sweep (benchmarks/sweep.py --scratch DIR)")
     if not trained:
         ap.error(f"no eigenvalue run of profile {args.profile} is trained under {run_dir(specs[0].config).parent}: "
                  "restore the shipped models (python -m mathtx_helpers restore) or train them")

@@ -175,6 +175,19 @@ CANDIDATES: dict[str, dict] = {
     # earlier inversion candidate stopped at 150k-300k on this CPU (577 examples/s on one thread: ~4.8 h); beside
     # it, the profile's eigen-decomposition run with P1000 inputs to its full 1.8M (vec6-profile-P1000in).
     "inv8-today-10M": _cfg("inversion", 10_000_000, 250_000, upper=False, **SMALL),
+    # round 9: the whole matrix as input. The cpu profile sends the upper triangle of a symmetric matrix (6 numbers,
+    # 8 source tokens); LAWT and the gpu profile send all n^2 entries (11 tokens here), so that each row (and each
+    # column) of A sits together in the sequence. What the stalled eigenvalue models miss is the spectrum's shape,
+    # the determinant's part (benchmarks/eigenvalue_diagnosis.py), a sum of products of one entry from each row:
+    # the profile's recipe with upper=False, its one change, on the four seed-0 runs that ended lowest.
+    # Measured (sweep_round9_cpu.json, docs/benchmarks.md), 10,000-problem test sets at 1M: gaussian 94.7 % (upper
+    # triangle: 22.8 / 93.0 % on two seeds), positive2 64.9 % (31.8 / 31.9 %), uniform 38.1 % (36.3 / 87.7 %),
+    # marcenko 51.4 % (51.5 / 75.7 %).
+    **{f"val9-{sp}-full": _cfg("eigenvalues", 1_000_000, 50_000, spectrum=sp, **SMALL, upper=False)
+       for sp in ("gaussian", "uniform", "positive2", "marcenko", "positive", "laplace", "semicircle")},
+    # ... and seed 1 (round 9b)
+    **{f"val9-{sp}-full-seed1": _cfg("eigenvalues", 1_000_000, 50_000, spectrum=sp, **SMALL, upper=False, seed=1)
+       for sp in ("gaussian", "uniform", "positive2", "marcenko", "positive", "laplace", "semicircle")},
 }
 
 WORKER = """
