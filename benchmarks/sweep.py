@@ -182,7 +182,8 @@ CANDIDATES: dict[str, dict] = {
     # the profile's recipe with upper=False, its one change, on the four seed-0 runs that ended lowest.
     # Measured (sweep_round9_cpu.json, docs/benchmarks.md), 10,000-problem test sets at 1M: gaussian 94.7 % (upper
     # triangle: 22.8 / 93.0 % on two seeds), positive2 64.9 % (31.8 / 31.9 %), uniform 38.1 % (36.3 / 87.7 %),
-    # marcenko 51.4 % (51.5 / 75.7 %).
+    # marcenko 51.4 % (51.5 / 75.7 %); round 9b: positive 42.0 % (71.0 / 71.4 %), positive2 seed 1 50.9 %. No lever for
+    # every spectrum: the profile keeps the upper triangle.
     **{f"val9-{sp}-full": _cfg("eigenvalues", 1_000_000, 50_000, spectrum=sp, **SMALL, upper=False)
        for sp in ("gaussian", "uniform", "positive2", "marcenko", "positive", "laplace", "semicircle")},
     # ... and seed 1 (round 9b)
