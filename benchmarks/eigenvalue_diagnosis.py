@@ -57,12 +57,13 @@ def main() -> int:
     specs = sweep_specs(ap, args.sweep) if args.sweep else \
         [s for s in PROFILES[args.profile].runs if s.config.task == "eigenvalues"]
     trained = [s for s in specs if run_status(s.config) == "done"]
-    if not trained and args.sweep:
-        ap.error(f"none of these candidates is trained under {run_dir(specs[0].config).parent}: set MATHTX_DATA_DIR "
-                 "to the data folder of a sweep (benchmarks/sweep.py --scratch DIR)")
     if not trained:
-        ap.error(f"no eigenvalue run of profile {args.profile} is trained under {run_dir(specs[0].config).parent}: "
-                 "restore the shipped models (python -m mathtx_helpers restore) or train them")
+        if args.sweep:
+            what, fix = "none of these candidates", "set MATHTX_DATA_DIR to a sweep's --scratch folder"
+        else:
+            what = f"no eigenvalue run of profile {args.profile}"
+            fix = "restore the shipped models (python -m mathtx_helpers restore) or train them"
+        ap.error(f"{what} is trained under {run_dir(specs[0].config).parent}: {fix}")
     for s in specs:
         if s not in trained:
             print(f"{s.name}: not trained, left out")

@@ -184,10 +184,9 @@ CANDIDATES: dict[str, dict] = {
     # triangle: 22.8 / 93.0 % on two seeds), positive2 64.9 % (31.8 / 31.9 %), uniform 38.1 % (36.3 / 87.7 %),
     # marcenko 51.4 % (51.5 / 75.7 %); round 9b: positive 42.0 % (71.0 / 71.4 %), positive2 seed 1 50.9 %. No lever for
     # every spectrum: the profile keeps the upper triangle.
-    **{f"val9-{sp}-full": _cfg("eigenvalues", 1_000_000, 50_000, spectrum=sp, **SMALL, upper=False)
-       for sp in ("gaussian", "uniform", "positive2", "marcenko", "positive", "laplace", "semicircle")},
-    # ... and seed 1 (round 9b)
-    **{f"val9-{sp}-full-seed1": _cfg("eigenvalues", 1_000_000, 50_000, spectrum=sp, **SMALL, upper=False, seed=1)
+    **{f"val9-{sp}-full{'-seed1' if seed else ''}": _cfg("eigenvalues", 1_000_000, 50_000, spectrum=sp, **SMALL,
+                                                         upper=False, seed=seed)
+       for seed in (0, 1)
        for sp in ("gaussian", "uniform", "positive2", "marcenko", "positive", "laplace", "semicircle")},
 }
 

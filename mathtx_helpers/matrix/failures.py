@@ -237,9 +237,8 @@ def spectrum_table(tables: dict, tol: float = 0.05) -> pd.DataFrame:
     and the accuracy (%) of two repairs: the true shape with the model's own mean and spread, and the true mean
     and spread with the model's own shape."""
 
-    def acc(L, L_hat):
-        err = np.abs(L_hat - L).sum(1) / np.abs(L).sum(1)  # the verifier's error (tasks.verify)
-        return 100 * float(np.mean(np.nan_to_num(err, nan=np.inf) < tol))
+    def acc(L, L_hat):  # an invalid (NaN) prediction fails, as in tasks.verify
+        return 100 * tasks.accuracy(np.nan_to_num(tasks.spectrum_error(L, L_hat), nan=np.inf), (tol,))[tol]
 
     rows = []
     for df in tables.values():

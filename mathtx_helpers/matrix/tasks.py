@@ -164,6 +164,12 @@ def _finite_or_inf(err: np.ndarray, P: np.ndarray) -> np.ndarray:
     return np.where(bad, np.inf, err)
 
 
+def spectrum_error(eigvals: np.ndarray, eigvals_hat: np.ndarray) -> np.ndarray:
+    """Relative L1 distance (B,) of predicted spectra (B, n) to the true ones, in the same order: the eigenvalue
+    verifier's error, sum|l_hat - l| / sum|l|."""
+    return np.abs(eigvals_hat - eigvals).sum(-1) / np.abs(eigvals).sum(-1)
+
+
 def verify(task: str, A: np.ndarray, P: np.ndarray) -> np.ndarray:
     """Relative L1 error (B,) of predictions P (B, r, c) for inputs A (B, n, n); +inf where invalid."""
     check_task(task)
@@ -174,8 +180,7 @@ def verify(task: str, A: np.ndarray, P: np.ndarray) -> np.ndarray:
     Pz = np.where(np.isfinite(P), P, 0.0)
     with np.errstate(all="ignore"):
         if task == "eigenvalues":
-            eigvals = np.linalg.eigvalsh(A)[:, ::-1]  # (B, n) decreasing
-            err = np.abs(Pz[:, :, 0] - eigvals).sum(-1) / np.abs(eigvals).sum(-1)
+            err = spectrum_error(np.linalg.eigvalsh(A)[:, ::-1], Pz[:, :, 0])  # spectra (B, n), decreasing
         elif task == "eigenvectors":
             eigvals_hat, V_hat = Pz[:, 0, :], Pz[:, 1:, :]  # (B, n), (B, n, n)
             R = V_hat.transpose(0, 2, 1) @ A @ V_hat  # (B, n, n)
@@ -258,7 +263,7 @@ def property_errors(task: str, A: np.ndarray, P: np.ndarray) -> dict[str, np.nda
         elif task == "eigenvectors":
             eigvals = np.linalg.eigvalsh(A)  # (B, n) increasing
             eigvals_hat = np.sort(Pz[:, 0, :], axis=-1)
-            out["eigval_err"] = np.abs(eigvals_hat - eigvals).sum(-1) / np.abs(eigvals).sum(-1)
+            out["eigval_err"] = spectrum_error(eigvals, eigvals_hat)
             V_hat = Pz[:, 1:, :]
             out["norm_err"] = norm_error(V_hat)
             out["orth_adjacent"] = orthogonality_adjacent(V_hat)
