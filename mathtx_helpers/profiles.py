@@ -183,7 +183,7 @@ def _build() -> dict[str, Profile]:
                     eval_size=300)
     # 1.8M examples: the H100 sweep's curve of this recipe (2M budget) was at 87 % at 1.5M and 93 % at 1.9M
     cpu_eigenvectors = dict(d_model=128, enc_layers=3, dec_layers=2, batch=128, lr=1e-3, warmup=600,
-                            examples=1_800_000, eval_every=100_000, eval_size=500)
+                            examples=1_800_000, eval_every=100_000, eval_size=500, input_encoding="P1000")
     # gpu: lr 1e-3 measured on an H100 (benchmarks/results/sweep_round3_h100.json): 5x5 eigenvalues at 90 % at 5 %
     # after 4M examples in ~3 min, where lr 3e-4 / warm-up 2,000 was at 1.8 % after 10M. Five of its runs trained on an
     # H100 (benchmarks/results/gpu_profile_h100.json): semicircle 99.2 %, laplace 75.8 %, marcenko 42 %, positive 35 %
@@ -197,7 +197,7 @@ def _build() -> dict[str, Profile]:
     return {p.name: p for p in (
         Profile("smoke", "CI and nbval: every code path, results meaningless", "data/figures/smoke",
                 samples=1_000, ceiling_samples=500, sizes=(3, 5),
-                runs=_runs(smoke_base, {}, {}, {}, test_size=64, seeds=(0, 1)),
+                runs=_runs(smoke_base, {}, {"input_encoding": "P1000"}, {}, test_size=64, seeds=(0, 1)),
                 addition=_addition(d_model=32, d_head=8, d_mlp=128, batch=64, steps=300, eval_every=100,
                                    log_every=20, eval_size=256, seeds=(0, 1)),
                 addition_tests=(2_000, 1_000, 200)),
