@@ -31,7 +31,7 @@ class JobFailed(RuntimeError):
 @dataclass(frozen=True)
 class Job:
     name: str
-    folder: Path  # the run folder: train.log is written there, progress read from its metrics.jsonl
+    folder: Path  # the run folder: train.log is written there, progress read from it (runs.progress_done)
     argv: tuple[str, ...]  # the child's command line after the Python interpreter, e.g. ("-m", "mathtx_helpers", ...)
     total: int = 0  # its budget, in the bar's unit (examples or steps)
 
@@ -44,8 +44,8 @@ def cli(*args: str) -> tuple[str, ...]:
 def run(jobs: list[Job], unit: str, threads: int = 1, at_once: int | None = None, progress: bool = True,
         poll: float = 2.0) -> None:
     """Run `jobs`, at most `at_once` at a time (default: all), each process with `threads` threads. The bar
-    goes to the jobs' summed `total`, in `unit` ("examples" or "step"), read from the last line of each run's
-    metrics.jsonl."""
+    goes to the jobs' summed `total`, in `unit` ("examples" or "step"), read from each run's folder at its last
+    checkpoint or evaluation (runs.progress_done)."""
     if threads < 1 or (at_once is not None and at_once < 1):
         raise ValueError(f"threads and at_once must be >= 1, got {threads} and {at_once}")
     env = {**os.environ, "OMP_NUM_THREADS": str(threads), "PYTHONPATH": str(store.ROOT),

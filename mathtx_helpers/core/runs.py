@@ -163,6 +163,9 @@ def save_checkpoint(path: Path, state: dict) -> None:
         torch.save(state, tmp)
 
 
+PROGRESS = "progress.json"  # a run folder's count at its last checkpoint: {"examples": n} or {"step": n}
+
+
 def read_metrics(folder: Path) -> list[dict]:
     """The log lines of a run. A last line cut short (the process was killed while appending it) is
     dropped: the resumed run rewrites it from its checkpoint."""
@@ -189,9 +192,15 @@ def truncate_metrics(folder: Path, key: str, upto: int) -> None:
 
 
 def progress_done(folder: Path, key: str) -> int:
-    """How far a run got, by the last line of its metrics (`key`: "examples" or "step"); 0 if none."""
+    """How far a run got (`key`: "examples" or "step"): its last checkpoint's count (progress.json, written with
+    every checkpoint, so a bar moves between evaluations) or its last metrics line, whichever is further; 0 if
+    neither."""
     lines = read_metrics(folder)
-    return int(lines[-1][key]) if lines else 0
+    done = int(lines[-1][key]) if lines else 0
+    try:
+        return max(done, int(json.loads((folder / PROGRESS).read_text())[key]))
+    except (OSError, ValueError, KeyError, TypeError):  # none yet, or not this key: the metrics say it
+        return done
 
 
 def open_run_folder(folder: Path, config_text: str) -> None:
@@ -396,6 +405,8 @@ class Training:
     def save(self, state: dict, done: bool = False) -> None:
         if self.active:
             save_checkpoint(self.ckpt, {**state, "done": done})
+            if self.key in state:  # what a parent's progress bar reads (progress_done) between evaluations
+                store.write_text(self.folder / PROGRESS, json.dumps({self.key: state[self.key]}) + "\n")
         self.last_ckpt = time.monotonic()
 
     def __exit__(self, *exc) -> None:

@@ -339,6 +339,24 @@ def test_a_child_appends_to_its_runs_log_and_never_cuts_it(tmp_path):
     assert (folder / "train.log").read_text().startswith("lines of the process training this run\n")
 
 
+def test_a_parents_bar_reads_a_run_at_its_last_checkpoint_between_evaluations(tmp_path):
+    """The side-by-side bar (parallel.run) reads progress_done: the metrics' last line alone moves it once an
+    evaluation (every 3 min for an eigen-decomposition run); each checkpoint's progress.json moves it in between."""
+    folder = tmp_path / "run"
+    with runs.Training(folder, '{"a": 1}', key="examples") as run:
+        run.begin()
+        assert runs.progress_done(folder, "examples") == 0
+        run.log({"examples": 256})
+        assert runs.progress_done(folder, "examples") == 256
+        run.save({"examples": 384, "model": {}})  # a checkpoint between two evaluations
+        assert runs.progress_done(folder, "examples") == 384
+        assert json.loads((folder / runs.PROGRESS).read_text()) == {"examples": 384}
+        run.log({"examples": 512})  # an evaluation past the last checkpoint
+        assert runs.progress_done(folder, "examples") == 512
+    (folder / runs.PROGRESS).write_text("{cut short")  # a file from before atomic writes: the metrics say it
+    assert runs.progress_done(folder, "examples") == 512
+
+
 # ------------------------------------------------------------------------------------------ CLI
 
 
