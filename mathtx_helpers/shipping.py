@@ -56,7 +56,7 @@ def export(profile: Profile, specs: list[RunSpec | AddRunSpec],
     update the manifest; return one line per run written."""
     out_dir = folder(profile)
     entries = manifest(profile)
-    lines = []
+    lines, stale = [], set()
     for spec in specs:
         run_folder = runs.folder_of(spec.config)
         state = _checkpoint(spec)
@@ -76,6 +76,8 @@ def export(profile: Profile, specs: list[RunSpec | AddRunSpec],
             snap = runs.load_checkpoint(run_folder / "snapshots" / f"{examples}.pt")
             arrays = shipped.pack(_state(snap), refs[steps], {**meta, "step": steps, "snapshot": examples})
             snaps[str(examples)] = _write(out_dir / f"{spec.name}.{examples}.npz", arrays)
+        if spec.name in entries:  # a replaced run: its files the new entry does not name leave models/
+            stale |= set(_files(entries[spec.name]))
         entries[spec.name] = {"folder": run_folder.name, "precision": meta["precision"], "step": state["step"],
                               "weights": weights, "metrics": {"file": curve.name, "sha256": store.sha256(curve)},
                               "snapshots": snaps}
@@ -83,7 +85,15 @@ def export(profile: Profile, specs: list[RunSpec | AddRunSpec],
         lines.append(f"{spec.name}: {size / 1e6:.2f} MB in {1 + len(snaps)} weight file(s)")
     store.write_text(out_dir / MANIFEST, json.dumps({"profile": profile.name, "runs": dict(sorted(entries.items()))},
                                                     indent=1) + "\n")
+    for name in stale - {f for e in entries.values() for f in _files(e)}:  # after the manifest stops naming them
+        (out_dir / name).unlink(missing_ok=True)
+        lines.append(f"removed {name} (replaced; the repository's history keeps it)")
     return lines
+
+
+def _files(entry: dict) -> list[str]:
+    """The file names of one manifest entry: weights, learning curve, snapshots."""
+    return [entry["weights"]["file"], entry["metrics"]["file"], *(s["file"] for s in entry["snapshots"].values())]
 
 
 def _write(path: Path, arrays: dict) -> dict:

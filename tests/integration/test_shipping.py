@@ -205,6 +205,28 @@ def test_compare_tells_identical_from_different(shipped_smoke, tmp_path, monkeyp
     assert entry["snapshots"] and entry["weights"]["bytes"] > 0
 
 
+def test_a_reshipped_run_leaves_no_file_its_new_entry_does_not_name(shipped_smoke, tmp_path, monkeypatch):
+    """Shipping a run again with another snapshot (a profile change) replaces its files: the old snapshot leaves
+    models/ once the manifest stops naming it, and every other run's files stay."""
+    root, _, _, _, keep, first = shipped_smoke
+    monkeypatch.setattr(store, "DATA", tmp_path / "data")
+    monkeypatch.setattr(shipping, "MODELS", tmp_path / "models")
+    shutil.copytree(keep, tmp_path / "data" / "runs")
+    shutil.copytree(root / "models", tmp_path / "models")
+    out = tmp_path / "models" / "smoke"
+    assert (out / f"eigenvectors.{first}.npz").exists()
+    eig = P.run("eigenvectors")
+    later = max(int(p.stem) for p in (runs.folder_of(eig.config) / "snapshots").glob("*.pt"))
+    assert later != first
+    lines = shipping.export(P, [eig], snapshots={"eigenvectors": [later]})
+    assert not (out / f"eigenvectors.{first}.npz").exists() and (out / f"eigenvectors.{later}.npz").exists()
+    assert f"removed eigenvectors.{first}.npz (replaced; the repository's history keeps it)" in lines
+    entries = shipping.manifest(P)
+    assert sorted(entries) == sorted(NAMES)  # the other runs' entries stay
+    named = {f for e in entries.values() for f in shipping._files(e)}
+    assert {p.name for p in out.iterdir()} == named | {shipping.MANIFEST}
+
+
 def test_an_arithmetic_run_is_shipped_and_compared_in_the_precision_it_trained_in():
     """Arithmetic checkpoints record no precision: the run's config says it (AddConfig.precision), never a
     default fp32 label on a bf16 run."""
