@@ -40,7 +40,8 @@ class RunSpec:
     # CPU threads of its process in `make retrain` (its bytes depend on them; runs at 1 thread share the cores
     # side by side): 2 for the eigen-decomposition runs, so that one of them fits in a 3-hour session (measured
     # on 2 cores: 272 examples/s alone on 2 threads, 1.8M in 118 min; 160 examples/s each for two side by side on
-    # one thread, 187 min for the pair, 2 x 118 one after the other)
+    # one thread, 187 min for the pair, 2 x 118 one after the other; FP15 inputs on an AMD EPYC. Round 3's P1000
+    # runs on an AVX-512 Xeon: 538-553 examples/s alone on 2 threads, 55 min each)
     threads: int = 1
 
     @property
