@@ -91,9 +91,14 @@ def export(profile: Profile, specs: list[RunSpec | AddRunSpec],
     return lines
 
 
+def _records(entry: dict) -> list[dict]:
+    """The file records ({"file", "sha256", ...}) of one manifest entry: weights, learning curve, snapshots."""
+    return [entry["weights"], entry["metrics"], *entry["snapshots"].values()]
+
+
 def _files(entry: dict) -> list[str]:
-    """The file names of one manifest entry: weights, learning curve, snapshots."""
-    return [entry["weights"]["file"], entry["metrics"]["file"], *(s["file"] for s in entry["snapshots"].values())]
+    """The file names of one manifest entry."""
+    return [r["file"] for r in _records(entry)]
 
 
 def _write(path: Path, arrays: dict) -> dict:
@@ -118,7 +123,7 @@ def restore(profile: Profile) -> list[str]:
                              f"profile now names it {run_folder.name}: the profile changed since; retrain it")
         if (run_folder / "checkpoint.pt").exists():
             continue
-        for f in [e["weights"], e["metrics"], *e["snapshots"].values()]:  # every hash checked before any write
+        for f in _records(e):  # every hash checked before any write
             shipped.check(base / f["file"], f["sha256"])
         todo.append((name, spec, run_folder, e))
     unpacked = {}

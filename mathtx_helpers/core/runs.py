@@ -405,8 +405,9 @@ class Training:
     def save(self, state: dict, done: bool = False) -> None:
         if self.active:
             save_checkpoint(self.ckpt, {**state, "done": done})
-            if self.key in state:  # what a parent's progress bar reads (progress_done) between evaluations
-                store.write_text(self.folder / PROGRESS, json.dumps({self.key: state[self.key]}) + "\n")
+            # what a parent's progress bar reads (progress_done) between evaluations; every state carries the
+            # counter, as begin() needs it on resume
+            store.write_text(self.folder / PROGRESS, json.dumps({self.key: state[self.key]}) + "\n")
         self.last_ckpt = time.monotonic()
 
     def __exit__(self, *exc) -> None:
